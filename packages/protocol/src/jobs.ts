@@ -1,0 +1,143 @@
+/**
+ * Jobs and job events: the plain-JSON contract between the gateway and the
+ * engines. A job carries no functions, grammars or signals, so the same value
+ * can run in-process or travel through Redis to a worker on another machine.
+ */
+import type { ErrorPayload } from "./errors.js";
+
+/** A chat message after the gateway has normalised OpenAI's many input shapes. */
+export interface JobChatMessage {
+  role: "system" | "user" | "assistant" | "tool";
+  /** Text content; content parts are joined by the gateway. */
+  content: string;
+  /** Function name of a `tool` message or a message author name. */
+  name?: string;
+  /** Tool calls an assistant message made earlier in the conversation. */
+  toolCalls?: JobToolCall[];
+  /** The call a `tool` message answers. */
+  toolCallId?: string;
+}
+
+export interface JobToolCall {
+  id: string;
+  name: string;
+  /** JSON text, exactly as the model produced it. */
+  arguments: string;
+}
+
+/** A function the model may call (OpenAI `tools[].function`). */
+export interface JobTool {
+  name: string;
+  description?: string;
+  /** JSON Schema of the arguments object. */
+  parameters?: Record<string, unknown>;
+}
+
+/** OpenAI `tool_choice`, normalised: a named function becomes `{ name }`. */
+export type JobToolChoice = "auto" | "none" | "required" | { name: string };
+
+/** Output constraint; the engine enforces it with a grammar. */
+export type JobResponseFormat =
+  | { type: "text" }
+  | { type: "json_object" }
+  | { type: "json_schema"; name: string; schema: Record<string, unknown>; strict?: boolean };
+
+/** Sampling settings after per-model defaults are applied. */
+export interface JobSampling {
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+}
+
+interface JobBase {
+  /** Made by the gateway; never taken from a client. */
+  id: string;
+  /** The client's `x-request-id` (or one the gateway made), for logs. */
+  requestId: string;
+  /** Catalog id of the model (aliases already resolved). */
+  model: string;
+  /** Epoch milliseconds after which the job is worthless. */
+  deadlineAt?: number;
+}
+
+export interface ChatJob extends JobBase {
+  kind: "chat";
+  messages: JobChatMessage[];
+  /** Output token limit, already defaulted and capped by the gateway. */
+  maxTokens: number;
+  sampling: JobSampling;
+  stop: string[];
+  responseFormat?: JobResponseFormat;
+  tools?: JobTool[];
+  toolChoice?: JobToolChoice;
+}
+
+export interface CompletionJob extends JobBase {
+  kind: "completion";
+  /** One choice per prompt, in order. */
+  prompts: string[];
+  maxTokens: number;
+  sampling: JobSampling;
+  stop: string[];
+}
+
+export interface EmbeddingJob extends JobBase {
+  kind: "embedding";
+  input: string[];
+}
+
+export type Job = ChatJob | CompletionJob | EmbeddingJob;
+export type JobKind = Job["kind"];
+
+export type FinishReason = "stop" | "length" | "tool_calls" | "content_filter";
+
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/**
+ * What an engine streams back for a job. A well-formed stream is either a
+ * single `error`, or `accepted` followed by deltas/results and one `finish`
+ * per choice, possibly ended early by an `error`.
+ */
+export type JobEvent =
+  | {
+      /** The job passed every check that can fail before generation. */
+      type: "accepted";
+      jobId: string;
+      model: string;
+      /** Prompt tokens counted by the model's own tokenizer (all choices). */
+      promptTokens: number;
+      /** Which worker took the job, for logs. */
+      worker?: string;
+    }
+  | { type: "text-delta"; index: number; text: string }
+  | {
+      type: "tool-call-delta";
+      index: number;
+      /** Position of the call within the choice's `tool_calls`. */
+      toolCallIndex: number;
+      /** Present on the first delta of each call. */
+      id?: string;
+      name?: string;
+      argumentsDelta: string;
+    }
+  | {
+      /** Embedding vectors, one per input, in order. */
+      type: "embeddings";
+      vectors: number[][];
+    }
+  | {
+      type: "finish";
+      index: number;
+      finishReason: FinishReason;
+      /** Tokens of this choice; prompt tokens are counted once, in `accepted`. */
+      completionTokens: number;
+    }
+  | { type: "error"; error: ErrorPayload };
+
+export type JobEventType = JobEvent["type"];
