@@ -1,6 +1,6 @@
 /**
  * The validated, frozen configuration every app receives. `config.schema.json`
- * (generated from `schema.ts`) is the committed contract for the file format;
+ * (generated from `config-schema.ts`) is the committed contract for the file format;
  * these types are what the code sees after defaults are applied.
  */
 
@@ -67,4 +67,6 @@ export interface SwitchboardConfig {
   /** Model used by clients that name `default`; the first model when unset. */
   defaultModel: string;
   models: ModelConfig[];
+  /** Absolute path of the file this configuration was read from; absent for the built-in default or inline data. */
+  configPath?: string;
 }
