@@ -1,0 +1,10 @@
+export { checkGguf, inspectGguf, GgufCheckError } from "./gguf-check.js";
+export type { GgufSummary, GgufTokenizerSummary } from "./gguf-check.js";
+export { readGgufHeader, GgufFormatError } from "./gguf-reader.js";
+export type { GgufArrayValue, GgufHeader, GgufMetadataEntry, GgufReadLimits, GgufScalar, GgufTensorInfo, GgufValue } from "./gguf-reader.js";
+export { probeGgufInChildProcess } from "./gguf-probe.js";
+export type { GgufProbeOptions, GgufProbeResult } from "./gguf-probe.js";
+export { gguf, writeGgufFile, float32ToFloat16Bits } from "./gguf-writer.js";
+export type { GgufFileContent, GgufScalarTypeName, GgufTensorInput, GgufWriteResult, GgufWriterValue } from "./gguf-writer.js";
+export { GENERATOR_VERSION, ensureTestModel, generateTestModel, testModelFileName } from "./test-model.js";
+export type { GeneratedTestModel, TestModelSpec } from "./test-model.js";
