@@ -2,3 +2,5 @@ export * from "./errors.js";
 export * from "./jobs.js";
 export * from "./logger.js";
 export * from "./backend.js";
+export * from "./tasks.js";
+export * from "./openai/index.js";

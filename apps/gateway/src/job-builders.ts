@@ -1,0 +1,216 @@
+/**
+ * Validated OpenAI request bodies → jobs. This is where the gateway applies
+ * per-model defaults and limits, normalises OpenAI's many input shapes into
+ * the job's one shape, and refuses what no engine serves, each with a 400
+ * that names the field. Nothing here touches an engine.
+ */
+import type { ModelConfig } from "@switchboard/catalog";
+import {
+  invalidRequest,
+  type ChatCompletionRequest,
+  type ChatContentPart,
+  type ChatJob,
+  type ChatMessage,
+  type CompletionJob,
+  type CompletionRequest,
+  type EmbeddingJob,
+  type EmbeddingRequest,
+  type JobChatMessage,
+  type JobResponseFormat,
+  type JobSampling,
+  type JobTool,
+  type JobToolChoice,
+} from "@switchboard/protocol";
+
+/** Ids the gateway made for this request. */
+export interface JobIdentity {
+  id: string;
+  requestId: string;
+}
+
+type SamplingRequest = Pick<
+  ChatCompletionRequest,
+  "temperature" | "top_p" | "seed" | "presence_penalty" | "frequency_penalty" | "stop" | "n" | "logit_bias"
+>;
+
+export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, identity: JobIdentity): ChatJob {
+  checkCommon(body);
+  if (body.logprobs === true) throw invalidRequest("Log probabilities are not supported: leave out 'logprobs' or set it to false.", "logprobs");
+  if (body.functions !== undefined && body.functions !== null)
+    throw invalidRequest("'functions' is deprecated and not supported: declare them in 'tools' instead.", "functions");
+
+  const tools = chatTools(body);
+  const job: ChatJob = {
+    kind: "chat",
+    id: identity.id,
+    requestId: identity.requestId,
+    model: model.id,
+    messages: body.messages.map(chatMessage),
+    maxTokens: maxTokens(body.max_completion_tokens ?? body.max_tokens, model),
+    sampling: sampling(body, model),
+    stop: stopSequences(body.stop),
+  };
+  const responseFormat = chatResponseFormat(body.response_format);
+  if (responseFormat !== undefined) job.responseFormat = responseFormat;
+  if (tools !== undefined) {
+    job.tools = tools;
+    job.toolChoice = chatToolChoice(body.tool_choice, tools);
+  } else if (body.tool_choice !== undefined && body.tool_choice !== null && body.tool_choice !== "none" && body.tool_choice !== "auto") {
+    throw invalidRequest("'tool_choice' names or requires a tool, but no 'tools' were given.", "tool_choice");
+  }
+  return job;
+}
+
+export function buildCompletionJob(body: CompletionRequest, model: ModelConfig, identity: JobIdentity): CompletionJob {
+  checkCommon(body);
+  if (body.echo === true) throw invalidRequest("'echo' is not supported: leave it out or set it to false.", "echo");
+  if (body.suffix !== undefined && body.suffix !== null && body.suffix !== "")
+    throw invalidRequest("'suffix' (fill-in-the-middle) is not supported: leave it out.", "suffix");
+  if (body.best_of !== undefined && body.best_of !== null && body.best_of > 1)
+    throw invalidRequest("'best_of' must be 1: this gateway generates one candidate per prompt.", "best_of");
+  if (body.logprobs !== undefined && body.logprobs !== null) throw invalidRequest("Log probabilities are not supported: leave out 'logprobs'.", "logprobs");
+  return {
+    kind: "completion",
+    id: identity.id,
+    requestId: identity.requestId,
+    model: model.id,
+    prompts: textInputs(body.prompt, "prompt", "Token-array prompts are not supported: send the prompt as text (a string or a list of strings)."),
+    maxTokens: maxTokens(body.max_tokens, model),
+    sampling: sampling(body, model),
+    stop: stopSequences(body.stop),
+  };
+}
+
+export function buildEmbeddingJob(body: EmbeddingRequest, model: ModelConfig, identity: JobIdentity): EmbeddingJob {
+  if (!model.embeddings)
+    throw invalidRequest(
+      `The model '${model.id}' does not serve embeddings (they are disabled for it in the configuration). Choose a model with embeddings enabled.`,
+      "model",
+      "model_not_supported",
+    );
+  const input = textInputs(body.input, "input", "Token-array inputs are not supported: send the input as text (a string or a list of strings).");
+  input.forEach((text, index) => {
+    if (text === "") throw invalidRequest("Input texts must not be empty.", typeof body.input === "string" ? "input" : `input[${index}]`);
+  });
+  return { kind: "embedding", id: identity.id, requestId: identity.requestId, model: model.id, input };
+}
+
+// ---------------------------------------------------------------------------
+
+function checkCommon(body: SamplingRequest): void {
+  if (body.n !== undefined && body.n !== null && body.n > 1)
+    throw invalidRequest(`'n' must be 1: this gateway generates one choice per request (got ${body.n}). Send separate requests for more choices.`, "n");
+  if (body.logit_bias !== undefined && body.logit_bias !== null && Object.keys(body.logit_bias).length > 0)
+    throw invalidRequest("'logit_bias' is not supported: leave it out.", "logit_bias");
+}
+
+/** The requested output limit, defaulted and capped by the model's configuration. */
+function maxTokens(requested: number | null | undefined, model: ModelConfig): number {
+  return Math.min(requested ?? model.defaultMaxTokens, model.maxTokens);
+}
+
+function sampling(body: SamplingRequest, model: ModelConfig): JobSampling {
+  const result: JobSampling = { ...model.sampling };
+  if (body.temperature !== undefined && body.temperature !== null) result.temperature = body.temperature;
+  if (body.top_p !== undefined && body.top_p !== null) result.topP = body.top_p;
+  if (body.seed !== undefined && body.seed !== null) result.seed = body.seed;
+  if (body.presence_penalty !== undefined && body.presence_penalty !== null) result.presencePenalty = body.presence_penalty;
+  if (body.frequency_penalty !== undefined && body.frequency_penalty !== null) result.frequencyPenalty = body.frequency_penalty;
+  return result;
+}
+
+function stopSequences(stop: SamplingRequest["stop"]): string[] {
+  if (stop === undefined || stop === null) return [];
+  // An empty stop sequence would end every generation at once.
+  return (typeof stop === "string" ? [stop] : stop).filter((sequence) => sequence !== "");
+}
+
+/** A string or list of strings; token arrays (lists of integers) are refused with `message`. */
+function textInputs(value: string | string[] | number[] | number[][], param: string, message: string): string[] {
+  if (typeof value === "string") return [value];
+  if (value.some((item) => typeof item !== "string")) throw invalidRequest(message, param, "unsupported_input");
+  return value as string[];
+}
+
+// ---------------------------------------------------------------------------
+// Chat
+
+function chatMessage(message: ChatMessage, index: number): JobChatMessage {
+  const param = `messages[${index}]`;
+  switch (message.role) {
+    case "system":
+    case "developer":
+      return withName({ role: "system", content: contentText(message.content, param) }, message.name);
+    case "user":
+      return withName({ role: "user", content: contentText(message.content, param) }, message.name);
+    case "assistant": {
+      const result: JobChatMessage = { role: "assistant", content: message.content == null ? "" : contentText(message.content, param) };
+      if (message.tool_calls != null && message.tool_calls.length > 0)
+        result.toolCalls = message.tool_calls.map((call) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments }));
+      return withName(result, message.name);
+    }
+    case "tool":
+      return { role: "tool", content: contentText(message.content, param), toolCallId: message.tool_call_id };
+  }
+}
+
+function withName(message: JobChatMessage, name: string | undefined): JobChatMessage {
+  if (name !== undefined) message.name = name;
+  return message;
+}
+
+/** Text of a message: a string as is, text parts joined with newlines; other parts are refused. */
+function contentText(content: string | ChatContentPart[], param: string): string {
+  if (typeof content === "string") return content;
+  const texts: string[] = [];
+  content.forEach((part, partIndex) => {
+    const partParam = `${param}.content[${partIndex}]`;
+    if (part.type === "text") {
+      if (typeof part.text !== "string") throw invalidRequest(`Missing required parameter: '${partParam}.text'.`, `${partParam}.text`);
+      texts.push(part.text);
+    } else if (part.type === "refusal") {
+      // An earlier refusal carries no content the model needs to see again.
+    } else {
+      throw invalidRequest(
+        `Content parts of type '${part.type}' are not supported: the models served here read text only. Send a string or parts of type 'text'.`,
+        `${partParam}.type`,
+        "unsupported_content_type",
+      );
+    }
+  });
+  return texts.join("\n");
+}
+
+function chatTools(body: ChatCompletionRequest): JobTool[] | undefined {
+  if (body.tools == null || body.tools.length === 0) return undefined;
+  const seen = new Set<string>();
+  return body.tools.map((tool, index) => {
+    const name = tool.function.name;
+    if (seen.has(name)) throw invalidRequest(`Tool names must be unique: '${name}' is declared twice.`, `tools[${index}].function.name`);
+    seen.add(name);
+    const result: JobTool = { name };
+    if (tool.function.description !== undefined) result.description = tool.function.description;
+    if (tool.function.parameters !== undefined) result.parameters = tool.function.parameters;
+    return result;
+  });
+}
+
+function chatToolChoice(choice: ChatCompletionRequest["tool_choice"], tools: JobTool[]): JobToolChoice {
+  if (choice === undefined || choice === null) return "auto";
+  if (typeof choice === "string") return choice;
+  const name = choice.function.name;
+  if (!tools.some((tool) => tool.name === name))
+    throw invalidRequest(`'tool_choice' names the function '${name}', which is not among the declared 'tools'.`, "tool_choice.function.name");
+  return { name };
+}
+
+function chatResponseFormat(format: ChatCompletionRequest["response_format"]): JobResponseFormat | undefined {
+  if (format === undefined || format === null || format.type === "text") return undefined;
+  if (format.type === "json_object") return { type: "json_object" };
+  const { name, schema, strict } = format.json_schema;
+  // A json_schema without a schema constrains the output no more than json_object.
+  if (schema === undefined) return { type: "json_object" };
+  const result: JobResponseFormat = { type: "json_schema", name, schema };
+  if (strict !== undefined && strict !== null) result.strict = strict;
+  return result;
+}

@@ -1,0 +1,186 @@
+/**
+ * Runs one job through the dispatcher and turns its events into the HTTP
+ * response: a JSON body, or a server-sent event stream.
+ *
+ * The first event decides the shape. An `error` first is a plain HTTP error
+ * (with `Retry-After` when the error says so), for streaming requests too, so
+ * a full queue or an over-long prompt never opens a stream. `accepted` first
+ * opens the stream: headers go out then, not before. After that an error can
+ * only be reported in band, as a `data: {"error": ...}` frame, and the stream
+ * closes without `[DONE]`.
+ *
+ * A client that goes away (streaming or not) aborts the job's signal, so the
+ * engine stops and frees its sequence. That is detected on the response's
+ * `close` event, which fires when the connection closes; the request's own
+ * `close` fires as soon as the body has been read, which is too early.
+ */
+import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Dispatcher } from "@switchboard/queue";
+import {
+  GatewayError,
+  SSE_DONE,
+  SSE_HEADERS,
+  asGatewayError,
+  internalError,
+  sseData,
+  sseError,
+  type Job,
+  type JobEvent,
+} from "@switchboard/protocol";
+
+/** Turns a job's events into chunk JSON texts (see `ChatStreamEncoder`). */
+export interface StreamEncoder {
+  encode(event: JobEvent): string | undefined;
+  end(): string | undefined;
+}
+
+/** Collects a job's events for a non-streamed response. */
+export interface EventCollector {
+  add(event: JobEvent): void;
+}
+
+export interface JobRunnerOptions {
+  dispatcher: Dispatcher;
+  /** Called once when a client disconnected before its response ended (for metrics). */
+  onClientGone(request: FastifyRequest, reply: FastifyReply): void;
+}
+
+export class JobRunner {
+  readonly #dispatcher: Dispatcher;
+  readonly #onClientGone: JobRunnerOptions["onClientGone"];
+
+  constructor(options: JobRunnerOptions) {
+    this.#dispatcher = options.dispatcher;
+    this.#onClientGone = options.onClientGone;
+  }
+
+  /**
+   * Runs `job` and feeds every event to `collector`. Resolves true when the
+   * job finished and the caller should send its response; false when the
+   * client went away (the reply is then hijacked and must not be touched).
+   * Throws a GatewayError for an error event, for the error handler to send.
+   */
+  async collect(request: FastifyRequest, reply: FastifyReply, job: Job, collector: EventCollector): Promise<boolean> {
+    const run = this.#start(reply, job);
+    try {
+      for (;;) {
+        const result = await run.events.next();
+        if (run.controller.signal.aborted) return this.#clientGone(request, reply, run);
+        if (result.done) break;
+        const event = result.value;
+        if (event.type === "error") throw GatewayError.fromPayload(event.error);
+        run.started = true;
+        collector.add(event);
+      }
+      if (!run.started) throw internalError("The model ended the request without an answer.", "empty_response");
+      return true;
+    } finally {
+      run.close();
+    }
+  }
+
+  /**
+   * Runs `job` and streams its events as server-sent events. Resolves when the
+   * stream has ended (or the client went away); throws a GatewayError only
+   * before the stream started, for the error handler to send as plain HTTP.
+   */
+  async stream(request: FastifyRequest, reply: FastifyReply, job: Job, encoder: StreamEncoder): Promise<void> {
+    const run = this.#start(reply, job);
+    const raw = reply.raw;
+    try {
+      const first = await run.events.next();
+      if (run.controller.signal.aborted) {
+        this.#clientGone(request, reply, run);
+        return;
+      }
+      if (first.done) throw internalError("The model ended the request without an answer.", "empty_response");
+      if (first.value.type === "error") throw GatewayError.fromPayload(first.value.error);
+
+      run.started = true;
+      reply.hijack();
+      // Headers set on the reply so far (x-request-id, CORS) plus the stream's own.
+      raw.writeHead(200, { ...reply.getHeaders(), ...SSE_HEADERS } as OutgoingHttpHeaders);
+      let pending = write(raw, encoder.encode(first.value));
+      for (;;) {
+        if (pending !== undefined) await pending;
+        let result: IteratorResult<JobEvent>;
+        try {
+          result = await run.events.next();
+        } catch (error) {
+          // A transport that throws instead of yielding an error event: still tell the client.
+          request.log.error({ err: error }, "job event stream failed");
+          raw.end(sseError(asGatewayError(error)));
+          return;
+        }
+        if (run.controller.signal.aborted || raw.destroyed) {
+          this.#clientGone(request, reply, run);
+          return;
+        }
+        if (result.done) break;
+        const event = result.value;
+        if (event.type === "error") {
+          request.log.warn({ error: event.error }, "job failed after the stream started");
+          raw.end(sseError(event.error));
+          return;
+        }
+        pending = write(raw, encoder.encode(event));
+      }
+      if (pending !== undefined) await pending;
+      const last = encoder.end();
+      raw.end(last === undefined ? SSE_DONE : sseData(last) + SSE_DONE);
+    } finally {
+      run.close();
+    }
+  }
+
+  #start(reply: FastifyReply, job: Job): JobRun {
+    const controller = new AbortController();
+    const raw = reply.raw;
+    const onClose = () => {
+      if (!raw.writableFinished) controller.abort();
+    };
+    raw.on("close", onClose);
+    const events = this.#dispatcher.submit(job, { signal: controller.signal })[Symbol.asyncIterator]();
+    return {
+      controller,
+      events,
+      started: false,
+      close() {
+        raw.off("close", onClose);
+        // Let the transport clean up a generator we stopped reading; never wait on it.
+        events.return?.()?.catch(() => {});
+      },
+    };
+  }
+
+  #clientGone(request: FastifyRequest, reply: FastifyReply, run: JobRun): false {
+    if (!reply.sent) reply.hijack();
+    request.log.info({ started: run.started }, "client went away; job aborted");
+    this.#onClientGone(request, reply);
+    return false;
+  }
+}
+
+interface JobRun {
+  controller: AbortController;
+  events: AsyncIterator<JobEvent>;
+  /** Whether an `accepted` event arrived. */
+  started: boolean;
+  close(): void;
+}
+
+/** Writes one data frame; returns a promise only when the socket buffer is full. */
+function write(raw: ServerResponse, json: string | undefined): Promise<void> | undefined {
+  if (json === undefined || raw.destroyed) return undefined;
+  if (raw.write(sseData(json))) return undefined;
+  return new Promise((resolve) => {
+    const done = () => {
+      raw.off("drain", done);
+      raw.off("close", done);
+      resolve();
+    };
+    raw.on("drain", done);
+    raw.on("close", done);
+  });
+}

@@ -1,0 +1,121 @@
+/**
+ * Response objects the gateway sends validate against the official OpenAI
+ * OpenAPI component schemas (CreateChatCompletionResponse,
+ * CreateChatCompletionStreamResponse, CreateCompletionResponse,
+ * CreateEmbeddingResponse, ListModelsResponse, Model, ErrorResponse).
+ *
+ * The official document is optional data outside the repository. Without it
+ * the responses are checked against our own schemas instead, with a notice;
+ * with SWITCHBOARD_REQUIRE_OPENAPI=1 its absence fails the suite.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Ajv } from "ajv";
+import { openAISchemas, type JobEvent } from "@switchboard/protocol";
+import { buildTestGateway, TEST_MODEL, type TestGateway } from "../test/gateway-harness.js";
+import { loadOpenAISpec, OPENAI_SPEC_PATH } from "../test/openai-spec.js";
+import { textAnswer, type Script } from "../test/scripted-backend.js";
+
+
+const official = loadOpenAISpec();
+const required = process.env.SWITCHBOARD_REQUIRE_OPENAPI === "1";
+if (!official && !required) {
+  console.warn(`Notice: ${OPENAI_SPEC_PATH} not found; validating responses against Switchboard's own schemas only.`);
+}
+
+/** Our schema `$id` for each official component name (the fallback). */
+const ownSchemaFor: Record<string, string> = {
+  CreateChatCompletionResponse: "CreateChatCompletionResponse",
+  CreateChatCompletionStreamResponse: "CreateChatCompletionStreamResponse",
+  CreateCompletionResponse: "CreateCompletionResponse",
+  CreateEmbeddingResponse: "CreateEmbeddingResponse",
+  ListModelsResponse: "ListModelsResponse",
+  Model: "Model",
+  ErrorResponse: "ErrorResponse",
+};
+const own = new Ajv({ strict: false, allErrors: true, discriminator: true });
+for (const schema of openAISchemas) own.addSchema(schema);
+
+function expectValid(component: string, value: unknown): void {
+  const validate = official ? official.validator(component) : own.getSchema(ownSchemaFor[component]!)!;
+  const valid = validate(value);
+  expect(validate.errors ?? [], `${component}: ${JSON.stringify(value).slice(0, 400)}`).toEqual([]);
+  expect(valid).toBe(true);
+}
+
+const script: Script = async function* (job): AsyncIterable<JobEvent> {
+  if (job.kind === "embedding") {
+    yield { type: "accepted", jobId: job.id, model: job.model, promptTokens: job.input.length * 2 };
+    yield { type: "embeddings", vectors: job.input.map((_, index) => [index, 0.5, -0.25]) };
+    return;
+  }
+  if (job.kind === "chat" && job.tools !== undefined) {
+    yield { type: "accepted", jobId: job.id, model: job.model, promptTokens: 12 };
+    yield { type: "tool-call-delta", index: 0, toolCallIndex: 0, id: "call_abc", name: job.tools[0]!.name, argumentsDelta: '{"city":' };
+    yield { type: "tool-call-delta", index: 0, toolCallIndex: 0, argumentsDelta: '"Oslo"}' };
+    yield { type: "finish", index: 0, finishReason: "tool_calls", completionTokens: 6 };
+    return;
+  }
+  yield* textAnswer(job, ["Hi", "!"]);
+};
+
+let gateway: TestGateway;
+beforeAll(async () => {
+  gateway = await buildTestGateway({ script });
+});
+afterAll(() => gateway.close());
+
+const post = (url: string, payload: object) => gateway.app.inject({ method: "POST", url, payload });
+const messages = [{ role: "user", content: "hi" }];
+const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+
+function chunksOf(body: string): unknown[] {
+  const frames = body.trim().split("\n\n").map((frame) => frame.replace(/^data: /, ""));
+  expect(frames.at(-1)).toBe("[DONE]");
+  return frames.slice(0, -1).map((frame) => JSON.parse(frame));
+}
+
+describe(`responses conform to ${official ? "the official OpenAI OpenAPI schemas" : "Switchboard's own schemas (official document absent)"}`, () => {
+  it("the official document is present when SWITCHBOARD_REQUIRE_OPENAPI=1", () => {
+    if (required) expect(official, `missing ${OPENAI_SPEC_PATH}`).toBeDefined();
+  });
+
+  it("CreateChatCompletionResponse: text and tool calls", async () => {
+    expectValid("CreateChatCompletionResponse", (await post("/v1/chat/completions", { model: TEST_MODEL, messages })).json());
+    const withTools = (await post("/v1/chat/completions", { model: TEST_MODEL, messages, tools, tool_choice: "required" })).json();
+    expect(withTools.choices[0].finish_reason).toBe("tool_calls");
+    expectValid("CreateChatCompletionResponse", withTools);
+  });
+
+  it("CreateChatCompletionStreamResponse: every chunk, with and without usage, text and tool calls", async () => {
+    for (const payload of [
+      { model: TEST_MODEL, messages, stream: true },
+      { model: TEST_MODEL, messages, stream: true, stream_options: { include_usage: true } },
+      { model: TEST_MODEL, messages, stream: true, tools, stream_options: { include_usage: true } },
+    ]) {
+      const chunks = chunksOf((await post("/v1/chat/completions", payload)).body);
+      expect(chunks.length).toBeGreaterThan(2);
+      for (const chunk of chunks) expectValid("CreateChatCompletionStreamResponse", chunk);
+    }
+  });
+
+  it("CreateCompletionResponse: string and list prompts", async () => {
+    expectValid("CreateCompletionResponse", (await post("/v1/completions", { model: TEST_MODEL, prompt: "Once" })).json());
+    const list = (await post("/v1/completions", { model: TEST_MODEL, prompt: ["a", "b", "c"] })).json();
+    expect(list.choices).toHaveLength(3);
+    expectValid("CreateCompletionResponse", list);
+  });
+
+  it("CreateEmbeddingResponse (float)", async () => {
+    expectValid("CreateEmbeddingResponse", (await post("/v1/embeddings", { model: TEST_MODEL, input: ["a", "b"] })).json());
+  });
+
+  it("ListModelsResponse and Model", async () => {
+    expectValid("ListModelsResponse", (await gateway.app.inject({ method: "GET", url: "/v1/models" })).json());
+    expectValid("Model", (await gateway.app.inject({ method: "GET", url: `/v1/models/${TEST_MODEL}` })).json());
+  });
+
+  it("ErrorResponse", async () => {
+    expectValid("ErrorResponse", (await post("/v1/chat/completions", { model: "nope", messages })).json());
+    expectValid("ErrorResponse", (await gateway.app.inject({ method: "GET", url: "/nowhere" })).json());
+  });
+});
