@@ -7,7 +7,7 @@
  * suite itself; the embedded app reruns the suite against the real engine.
  */
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { contextLengthExceeded, type Job, type JobContext, type JobEvent } from "@switchboard/protocol";
+import { contextLengthExceeded, invalidRequest, type Job, type JobContext, type JobEvent } from "@switchboard/protocol";
 import { defineApiContractSuite } from "./api-contract.js";
 import { buildTestGateway, testConfig, testModel, TEST_MODEL } from "./gateway-harness.js";
 import { ScriptedBackend } from "./scripted-backend.js";
@@ -41,6 +41,10 @@ function exampleOf(schema: Record<string, unknown>): unknown {
 const pieces = (text: string) => text.match(/[\s\S]{1,3}/g) ?? [];
 
 async function* scriptedEngine(job: Job, context: JobContext): AsyncIterable<JobEvent> {
+  if (job.kind === "task") {
+    yield { type: "error", error: invalidRequest("The scripted engine runs no tasks.", "model").toPayload() };
+    return;
+  }
   if (job.kind === "embedding") {
     yield { type: "accepted", jobId: job.id, model: job.model, promptTokens: job.input.join("").length };
     yield {

@@ -115,7 +115,7 @@ describe("task jobs", () => {
     ({ kind: "task", id: "t1", requestId: "r", model: providerId("object-detection"), task: "object-detection", inputs: TEST_PNG.toString("base64"), ...extra }) as TaskJob;
 
   it("answer with accepted then the task result", async () => {
-    const events: TaskJobEvent[] = await collect(backend.run(taskJob(), context()));
+    const events: JobEvent[] = await collect(backend.run(taskJob(), context()));
     expect(events[0]).toMatchObject({ type: "accepted", jobId: "t1", model: providerId("object-detection") });
     expect(events[1]).toMatchObject({ type: "task-result", task: "object-detection", model: providerId("object-detection"), output: [{ label: "cat" }] });
     expect(events).toHaveLength(2);

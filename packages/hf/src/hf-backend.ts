@@ -112,10 +112,7 @@ export class HfBackend implements Backend {
     return this.engine.models().map((model) => this.engine.modelState(model.id));
   }
 
-  run(job: Job, context: JobContext): AsyncIterable<JobEvent>;
-  run(job: TaskJob, context: JobContext): AsyncIterable<TaskJobEvent>;
-  run(job: Job | TaskJob, context: JobContext): AsyncIterable<JobEvent | TaskJobEvent>;
-  run(job: Job | TaskJob, context: JobContext): AsyncIterable<JobEvent | TaskJobEvent> {
+  run(job: Job, context: JobContext): AsyncIterable<JobEvent> {
     return this.events(job, context);
   }
 

@@ -4,6 +4,7 @@
  * can run in-process or travel through Redis to a worker on another machine.
  */
 import type { ErrorPayload } from "./errors.js";
+import type { TaskJob, TaskResultEvent } from "./tasks.js";
 
 /** A chat message after the gateway has normalised OpenAI's many input shapes. */
 export interface JobChatMessage {
@@ -89,7 +90,8 @@ export interface EmbeddingJob extends JobBase {
   input: string[];
 }
 
-export type Job = ChatJob | CompletionJob | EmbeddingJob;
+/** Every job kind; `task` jobs (remote specialists) are defined in `tasks.ts`. */
+export type Job = ChatJob | CompletionJob | EmbeddingJob | TaskJob;
 export type JobKind = Job["kind"];
 
 export type FinishReason = "stop" | "length" | "tool_calls" | "content_filter";
@@ -138,6 +140,8 @@ export type JobEvent =
       /** Tokens of this choice; prompt tokens are counted once, in `accepted`. */
       completionTokens: number;
     }
+  /** The output of a `task` job. */
+  | TaskResultEvent
   | { type: "error"; error: ErrorPayload };
 
 export type JobEventType = JobEvent["type"];

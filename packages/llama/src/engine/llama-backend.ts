@@ -10,6 +10,7 @@ import {
   GatewayError,
   asGatewayError,
   modelNotFound,
+  invalidRequest,
   modelUnavailable,
   rateLimited,
   silentLogger,
@@ -284,6 +285,8 @@ function planJob(job: Job, runtime: ModelRuntime): Promise<JobPlan<unknown>> | J
       return planCompletion(job, runtime) as JobPlan<unknown>;
     case "embedding":
       return planEmbedding(job, runtime) as Promise<JobPlan<unknown>>;
+    case "task":
+      throw invalidRequest(`The model '${job.model}' is a local language model; it does not run '${job.task}' tasks.`, "model", "model_not_supported");
   }
 }
 
