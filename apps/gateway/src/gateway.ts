@@ -51,6 +51,8 @@ export interface GatewayOptions {
    * with `createMetrics`, so a registry can back only one gateway.
    */
   metricsRegistry?: Registry;
+  /** What `/ready` waits for: the models (embedded, the default) or the transport (fleet mode). */
+  readiness?: "models" | "transport";
 }
 
 /** Oversized uploads up to this many times the body limit (at least 64 MiB) are drained before the 413. */
@@ -227,7 +229,13 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
     onClientGone: (request, reply) => recordRequest(metrics, request, "499", reply.elapsedTime),
   });
   registerOpenAIRoutes(app, { catalog, runner });
-  registerOperationsRoutes(app, { catalog, dispatcher, registry: metrics.registry, metricsRequireKey: server.metricsRequireKey });
+  registerOperationsRoutes(app, {
+    catalog,
+    dispatcher,
+    registry: metrics.registry,
+    metricsRequireKey: server.metricsRequireKey,
+    readiness: options.readiness ?? "models",
+  });
 
   return app;
 }

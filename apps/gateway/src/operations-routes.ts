@@ -10,7 +10,10 @@ import type { GatewayCatalog } from "./openai-routes.js";
 
 export const ReadinessSchema = Type.Object(
   {
-    status: Type.Enum(["ready", "not_ready"]),
+    status: Type.Enum(["ready", "degraded", "not_ready"], {
+      description:
+        "`ready`: every model is loaded. `degraded` (still 200): nothing is loading any more and some model serves, but others failed or have no worker. `not_ready` (503): the transport is down, a model is still downloading or loading, or no model can serve.",
+    }),
     transport: Type.Enum(["ready", "unavailable"], { description: "Whether the dispatcher can take work (Redis reachable in fleet mode)." }),
     models: Type.Array(
       Type.Object({
@@ -23,7 +26,11 @@ export const ReadinessSchema = Type.Object(
       }),
     ),
   },
-  { $id: "Readiness", description: "Ready when the transport is up and every model is loaded." },
+  {
+    $id: "Readiness",
+    description:
+      "Embedded: 200 once no model is downloading or loading and at least one serves. Fleet mode: 200 while Redis is reachable; models are listed as the workers report them.",
+  },
 );
 export type Readiness = Static<typeof ReadinessSchema>;
 
@@ -33,6 +40,11 @@ export interface OperationsRoutesOptions {
   registry: Registry;
   /** Whether `/metrics` needs a key when keys are configured. */
   metricsRequireKey: boolean;
+  /**
+   * What `/ready` waits for: `models` (embedded: the models this process
+   * loads) or `transport` (fleet mode: Redis; workers come and go).
+   */
+  readiness: "models" | "transport";
 }
 
 export function registerOperationsRoutes(app: FastifyInstance, options: OperationsRoutesOptions): void {
@@ -58,7 +70,7 @@ export function registerOperationsRoutes(app: FastifyInstance, options: Operatio
       schema: {
         operationId: "ready",
         tags: ["Operations"],
-        summary: "Readiness: 200 when every model is loaded, 503 listing what is still downloading, loading or failed",
+        summary: "Readiness: 200 when the gateway can serve, 503 listing what is still downloading, loading or failed",
         response: { 200: { $ref: "Readiness#" }, 503: { $ref: "Readiness#" } },
       },
     },
@@ -72,9 +84,13 @@ export function registerOperationsRoutes(app: FastifyInstance, options: Operatio
       });
       // Models some backend serves outside the catalog still count.
       for (const state of byId.values()) models.push({ ...state });
-      const ready = transportReady && models.every((model) => model.state === "ready");
-      reply.code(ready ? 200 : 503);
-      return { status: ready ? "ready" : "not_ready", transport: transportReady ? "ready" : "unavailable", models };
+      const allReady = models.every((model) => model.state === "ready");
+      const pending = models.some((model) => model.state === "downloading" || model.state === "loading");
+      const someServe = models.some((model) => model.state === "ready");
+      const serving = options.readiness === "transport" ? transportReady : transportReady && !pending && someServe;
+      reply.code(serving ? 200 : 503);
+      const status = !serving ? "not_ready" : allReady ? "ready" : "degraded";
+      return { status, transport: transportReady ? "ready" : "unavailable", models };
     },
   );
 
