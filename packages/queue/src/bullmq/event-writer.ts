@@ -1,0 +1,144 @@
+/**
+ * Worker side: appends one attempt's events to the gateway's inbox, in order.
+ * Events produced while a write is in flight are coalesced into the next
+ * write (adjacent text deltas of one choice become one delta), so a fast
+ * decoder costs fewer Redis entries without any timer adding latency.
+ */
+import type { Redis } from "ioredis";
+import type { JobEvent } from "@switchboard/protocol";
+import { claimOutputScript } from "./redis.js";
+import { encodeBatch, isOutput } from "./wire.js";
+
+/** Why a writer stopped accepting events. */
+export type WriterStop =
+  /** The request that made the job ended; nobody reads the events. */
+  | "not-wanted"
+  /** Another attempt of the same job already sent output. */
+  | "superseded"
+  /** The gateway's inbox is gone (the gateway stopped). */
+  | "gateway-gone"
+  /** Redis refused or timed out the write. */
+  | "redis-error";
+
+export interface EventWriterOptions {
+  redis: Redis;
+  inbox: string;
+  stateKey: string;
+  jobId: string;
+  inboxMaxLength: number;
+  /** Called once when the writer stops early, so the caller can abort the generation. */
+  onStop: (reason: WriterStop, error?: unknown) => void;
+}
+
+export class EventWriter {
+  readonly #options: EventWriterOptions;
+  #pending: JobEvent[] = [];
+  /** Set by {@link begin}; events wait until then. */
+  #attempt: number | undefined;
+  #seq = 0;
+  #claimed = false;
+  #writing: Promise<void> | undefined;
+  #ending = false;
+  #ended = false;
+  #stopped: WriterStop | undefined;
+  /** Inbox entries written and events pushed, for metrics and tests. */
+  entries = 0;
+  events = 0;
+
+  constructor(options: EventWriterOptions) {
+    this.#options = options;
+  }
+
+  get stopped(): WriterStop | undefined {
+    return this.#stopped;
+  }
+
+  /**
+   * Sets the attempt number once the job is claimed. The generation may start
+   * before that (saving a round trip); its events are held until then.
+   */
+  begin(attempt: number): void {
+    this.#attempt = attempt;
+    this.#kick();
+  }
+
+  push(event: JobEvent): void {
+    if (this.#stopped) return;
+    this.events++;
+    const last = this.#pending.at(-1);
+    if (event.type === "text-delta" && last?.type === "text-delta" && last.index === event.index) {
+      this.#pending[this.#pending.length - 1] = { ...last, text: last.text + event.text };
+    } else {
+      this.#pending.push(event);
+    }
+    this.#kick();
+  }
+
+  /**
+   * Writes what is left with the end marker and resolves when it is in Redis
+   * (or the writer stopped). Call once, after the last push and after begin().
+   */
+  async end(): Promise<void> {
+    this.#ending = true;
+    this.#kick();
+    while (this.#writing) await this.#writing;
+  }
+
+  stop(reason: WriterStop, error?: unknown): void {
+    if (this.#stopped) return;
+    this.#stopped = reason;
+    this.#pending = [];
+    this.#options.onStop(reason, error);
+  }
+
+  #hasWork(): boolean {
+    return !this.#stopped && !this.#ended && (this.#pending.length > 0 || this.#ending);
+  }
+
+  #kick(): void {
+    if (this.#attempt === undefined || this.#writing || !this.#hasWork()) return;
+    // Cleared (and re-kicked, for events pushed as the loop ended) only after the drain settles.
+    this.#writing = this.#drain().finally(() => {
+      this.#writing = undefined;
+      this.#kick();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    // Each pass takes everything pushed meanwhile. Nothing is pushed after end(), so once
+    // ending, the batch taken is the last one and carries the end marker.
+    while (this.#hasWork()) {
+      const events = this.#pending;
+      this.#pending = [];
+      const end = this.#ending;
+      await this.#write(events, end);
+      if (end) this.#ended = true;
+    }
+  }
+
+  async #write(events: JobEvent[], end: boolean): Promise<void> {
+    const { redis, inbox, stateKey, jobId, inboxMaxLength } = this.#options;
+    const attempt = this.#attempt!;
+    const fields = encodeBatch({ jobId, attempt, seq: this.#seq, events, end });
+    try {
+      if (!this.#claimed && events.some(isOutput)) {
+        const result = Number(await claimOutputScript.run(redis, [stateKey, inbox], [attempt, inboxMaxLength, end ? 1 : 0, ...fields]));
+        if (result === -1) return this.stop("not-wanted");
+        if (result === -2) return this.stop("superseded");
+        if (result === -3) return this.stop("gateway-gone");
+        this.#claimed = true;
+      } else if (end && this.#claimed) {
+        // The job is done: drop its "still wanted" key with the last entry, so a late re-run is discarded.
+        const results = await redis.pipeline().xadd(inbox, "NOMKSTREAM", "MAXLEN", "~", inboxMaxLength, "*", ...fields).del(stateKey).exec();
+        if (results?.[0]?.[1] === null) return this.stop("gateway-gone");
+      } else {
+        const id = await redis.xadd(inbox, "NOMKSTREAM", "MAXLEN", "~", inboxMaxLength, "*", ...fields);
+        if (id === null) return this.stop("gateway-gone");
+      }
+      this.#seq++;
+      this.entries++;
+    } catch (error) {
+      this.stop("redis-error", error);
+    }
+  }
+}

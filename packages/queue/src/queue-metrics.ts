@@ -1,0 +1,49 @@
+/**
+ * What a transport tells metrics about its queues. Both transports call it
+ * (in-process and BullMQ); `@switchboard/metrics` implements it on a
+ * prom-client registry (`createMetrics().queue`), so the queue never imports
+ * prom-client. Every method must be cheap and must never throw.
+ */
+import type { Job, JobEvent } from "@switchboard/protocol";
+
+/** How a job left its queue. `rejected`: refused before it started (the queue or line was full). */
+export type QueueJobOutcome = "completed" | "failed" | "cancelled" | "rejected";
+
+/** Jobs of one queue in one state, read when metrics are scraped. */
+export interface QueueDepthSample {
+  /** Queue name, as the fleet names it (`llama.<model>`, `hf`, `router`). */
+  queue: string;
+  /** BullMQ's state names: `waiting`, `active`, `delayed`, `prioritized`, `waiting-children`, `paused`. */
+  state: string;
+  count: number;
+}
+
+/** Watches one job's events as a worker passes them on; told once when the job ends. */
+export interface JobEventObserver {
+  see(event: JobEvent): void;
+  /** `finished`: the events ran to their end; false when the reader stopped early or the job broke. */
+  end(finished: boolean): void;
+}
+
+export interface QueueMetrics {
+  /** A worker (or a free sequence) took a job that had waited `waitSeconds` since it was submitted. */
+  jobStarted(queue: string, waitSeconds: number): void;
+  /** A job left its queue; `runSeconds` from when it started (ignored for `rejected`). */
+  jobFinished(queue: string, outcome: QueueJobOutcome, runSeconds: number): void;
+  /** A job is run again after a failed or lost attempt. */
+  jobRetried(queue: string): void;
+  /** A job's worker stopped renewing its lock (BullMQ's `stalled`). */
+  jobStalled(queue: string): void;
+  /**
+   * Registers a reader of queue depth, called at every scrape (may be async;
+   * a reader that throws reports nothing that time). Returns an unregister
+   * function, for `close()`.
+   */
+  watchDepth(read: () => readonly QueueDepthSample[] | Promise<readonly QueueDepthSample[]>): () => void;
+  /**
+   * Optional: watches the events of a job a worker runs (worker metrics:
+   * tokens in and out, decode speed, time at the worker). Transports that
+   * read each event anyway call it instead of wrapping the backend.
+   */
+  observeJob?(job: Job, backend: string): JobEventObserver;
+}

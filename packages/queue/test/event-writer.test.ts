@@ -1,0 +1,119 @@
+/**
+ * The worker's event writer against the real Redis: order, coalescing, the
+ * end marker, and the claim that lets only one attempt's output through.
+ */
+import { Redis } from "ioredis";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { EventWriter, type WriterStop } from "../src/bullmq/event-writer.js";
+import { FleetKeys } from "../src/index.js";
+import { decodeBatch, type EventBatch } from "../src/bullmq/wire.js";
+import { deletePrefix, randomPrefix, redisUrl } from "./redis-fixture.js";
+
+describe("EventWriter", () => {
+  let prefix: string;
+  let redis: Redis;
+  let keys: FleetKeys;
+  let inbox: string;
+  let stateKey: string;
+
+  beforeEach(async () => {
+    prefix = randomPrefix();
+    redis = new Redis(redisUrl);
+    keys = new FleetKeys(prefix);
+    inbox = keys.inbox("gateway");
+    stateKey = keys.jobState("job-1");
+    await redis.xadd(inbox, "*", "hello", "1");
+    await redis.hset(stateKey, "w", "1");
+  });
+
+  afterEach(async () => {
+    redis.disconnect();
+    await deletePrefix(redisUrl, prefix);
+  });
+
+  function writer(stops: WriterStop[] = []) {
+    return new EventWriter({ redis, inbox, stateKey, jobId: "job-1", inboxMaxLength: 1000, onStop: (reason) => stops.push(reason) });
+  }
+
+  async function batches(): Promise<EventBatch[]> {
+    const entries = await redis.xrange(inbox, "-", "+");
+    return entries.flatMap(([, fields]) => {
+      const batch = decodeBatch(fields);
+      return batch ? [batch] : [];
+    });
+  }
+
+  it("writes events in order with sequence numbers and one end marker, coalescing deltas made during a write", async () => {
+    const events = writer();
+    events.begin(1);
+    events.push({ type: "accepted", jobId: "job-1", model: "m", promptTokens: 3 });
+    for (let index = 0; index < 500; index++) events.push({ type: "text-delta", index: 0, text: `${index},` });
+    events.push({ type: "finish", index: 0, finishReason: "stop", completionTokens: 500 });
+    await events.end();
+
+    const written = await batches();
+    expect(written.map((batch) => batch.seq)).toEqual(written.map((_, index) => index));
+    expect(written.map((batch) => batch.end)).toEqual([...written.slice(1).map(() => false), true]);
+    const all = written.flatMap((batch) => batch.events);
+    expect(all[0]).toMatchObject({ type: "accepted" });
+    expect(all.map((event) => (event.type === "text-delta" ? event.text : "")).join("")).toBe(Array.from({ length: 500 }, (_, index) => `${index},`).join(""));
+    expect(all.at(-1)).toMatchObject({ type: "finish", completionTokens: 500 });
+    // 502 events pushed while earlier writes were in flight: a handful of entries, not hundreds.
+    expect(written.length).toBeLessThanOrEqual(3);
+    // The attempt owned the output and finished: the "still wanted" key went with the last entry.
+    expect(await redis.exists(stateKey)).toBe(0);
+  });
+
+  it("holds events until the attempt is known", async () => {
+    const events = writer();
+    events.push({ type: "accepted", jobId: "job-1", model: "m", promptTokens: 3 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await batches()).toEqual([]);
+
+    events.begin(2);
+    await events.end();
+
+    const written = await batches();
+    expect(written.every((batch) => batch.attempt === 2)).toBe(true);
+    expect(written.flatMap((batch) => batch.events)).toEqual([{ type: "accepted", jobId: "job-1", model: "m", promptTokens: 3 }]);
+    expect(written.at(-1)?.end).toBe(true);
+  });
+
+  it("lets only the first attempt that sends output through; a later attempt stops without writing output", async () => {
+    const first = writer();
+    first.begin(1);
+    first.push({ type: "text-delta", index: 0, text: "one" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const secondStops: WriterStop[] = [];
+    const second = writer(secondStops);
+    second.begin(2);
+    second.push({ type: "text-delta", index: 0, text: "two" });
+    await second.end();
+    await first.end();
+
+    expect(secondStops).toEqual(["superseded"]);
+    const written = await batches();
+    expect(written.every((batch) => batch.attempt === 1)).toBe(true);
+    expect(written.flatMap((batch) => batch.events)).toEqual([{ type: "text-delta", index: 0, text: "one" }]);
+  });
+
+  it("stops when the job is no longer wanted or the gateway's inbox is gone", async () => {
+    await redis.del(stateKey);
+    const unwanted: WriterStop[] = [];
+    const events = writer(unwanted);
+    events.begin(1);
+    events.push({ type: "text-delta", index: 0, text: "x" });
+    await events.end();
+    expect(unwanted).toEqual(["not-wanted"]);
+
+    await redis.hset(stateKey, "w", "1");
+    await redis.del(inbox);
+    const orphaned: WriterStop[] = [];
+    const late = writer(orphaned);
+    late.begin(1);
+    late.push({ type: "text-delta", index: 0, text: "x" });
+    await late.end();
+    expect(orphaned).toEqual(["gateway-gone"]);
+    expect(await redis.exists(inbox)).toBe(0);
+  });
+});
