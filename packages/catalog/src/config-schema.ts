@@ -5,7 +5,9 @@
  * of the *file*: most keys are optional here and get their defaults in
  * `load-config.ts`; `types.ts` describes the resolved object apps receive.
  */
+import { TASK_NAMES, type Modality } from "@switchboard/protocol";
 import { Type, type Static, type TSchema } from "typebox";
+import type { ArtifactSettings, HuggingFaceSettings } from "./types.js";
 
 /**
  * Model ids and aliases: what clients send in `model`. They are only ever
@@ -34,6 +36,36 @@ export const CONFIG_DEFAULTS = {
   maxTokens: 2048,
   embeddings: true,
 } as const;
+
+export const HUGGING_FACE_ROUTER_URL = "https://router.huggingface.co";
+export const HUGGING_FACE_HUB_URL = "https://huggingface.co";
+
+/** Defaults of the `huggingface:` section (the token has none). */
+export const HUGGING_FACE_DEFAULTS: Readonly<HuggingFaceSettings> = {
+  baseUrl: HUGGING_FACE_ROUTER_URL,
+  hubUrl: HUGGING_FACE_HUB_URL,
+  retries: 2,
+  backoffBaseMs: 200,
+  backoffMaxMs: 5_000,
+  maxResponseBytes: 32 * 1024 * 1024,
+  circuitFailureThreshold: 5,
+  circuitCoolDownMs: 30_000,
+  userUrls: { allowList: [], maxBytes: 20 * 1024 * 1024, timeoutMs: 10_000 },
+};
+
+/** Per-model call budget of a remote model when the file leaves `timeoutMs` out. */
+export const DEFAULT_MODEL_TIMEOUT_MS = 60_000;
+
+/** Defaults of the `artifacts:` section. */
+export const ARTIFACT_DEFAULTS: Readonly<Omit<ArtifactSettings, "dir" | "redisUrl" | "publicBaseUrl" | "secret">> = {
+  ttlSeconds: 3600,
+  maxBytes: 32 * 1024 * 1024,
+  maxTotalBytes: 512 * 1024 * 1024,
+  urlTtlSeconds: 3600,
+};
+
+/** The kinds of data models take and produce (`modalities`). */
+export const MODALITIES = ["text", "image", "audio", "video", "table", "embedding"] as const satisfies readonly Modality[];
 
 /**
  * A union of object schemas told apart by one literal property. Ajv (with
@@ -143,8 +175,76 @@ export const LlamaModelSchema = Type.Object(
   { additionalProperties: false, description: "A GGUF model served by node-llama-cpp." },
 );
 
+const ModalityListSchema = (description: string) =>
+  Type.Array(Type.Enum([...MODALITIES]), { minItems: 1, uniqueItems: true, description });
+
+export const HfModelSchema = Type.Object(
+  {
+    id: Type.String({
+      pattern: MODEL_ID_PATTERN,
+      description: "Public model id, as clients send it in `model`: a letter or digit, then up to 127 of letters, digits and . _ : / -.",
+    }),
+    aliases: Type.Optional(
+      Type.Array(ModelIdSchema, { description: "Other names that resolve to this model, with the same rules as `id`.", default: [] }),
+    ),
+    backend: Type.Literal("hf", {
+      description: "`hf`: a remote model (Hugging Face Inference Providers, an Inference Endpoint, or a TGI / OpenAI-compatible server).",
+    }),
+    model: Type.String({
+      pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)?$",
+      description: "Hugging Face model id (`org/name`), as the provider or endpoint knows it.",
+    }),
+    task: Type.Enum([...TASK_NAMES], {
+      description:
+        "The task this model serves: a Hugging Face pipeline tag in kebab-case. `conversational` and `text-generation` models also serve " +
+        "`/v1/chat/completions` and `/v1/completions`; `feature-extraction` models serve `/v1/embeddings`; `text-to-image` serves " +
+        "`/v1/images/generations`, `automatic-speech-recognition` `/v1/audio/transcriptions`, `text-to-speech` `/v1/audio/speech`.",
+    }),
+    provider: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "Inference provider: `hf-inference` (the default when neither this nor `endpointUrl` is set) serves every task; `auto` and other " +
+          "providers (`together`, `groq`, ...) are accepted for `conversational` models only.",
+      }),
+    ),
+    endpointUrl: Type.Optional(
+      Type.String({
+        pattern: "^https?://",
+        description: "URL of an Inference Endpoint or any TGI / OpenAI-compatible server; no Hub lookup. Excludes `provider`.",
+      }),
+    ),
+    sendToken: Type.Optional(
+      Type.Boolean({
+        description: "Send the Hugging Face token to `endpointUrl`. Default: only to `*.endpoints.huggingface.cloud` (and always to the router).",
+      }),
+    ),
+    description: Type.Optional(Type.String({ description: "Shown to operators and to the router's model selection." })),
+    downloads: Type.Optional(Type.Integer({ minimum: 0, description: "Downloads on the Hub; candidates for a task are ranked by it." })),
+    likes: Type.Optional(Type.Integer({ minimum: 0, description: "Likes on the Hub; a second ranking signal." })),
+    timeoutMs: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 3_600_000,
+        default: DEFAULT_MODEL_TIMEOUT_MS,
+        description: "Budget of one call in milliseconds, Hub lookup, retries and backoff included; streams use it as an idle timeout.",
+      }),
+    ),
+    modalities: Type.Optional(
+      Type.Object(
+        {
+          in: ModalityListSchema("What the model takes."),
+          out: ModalityListSchema("What the model produces."),
+        },
+        { additionalProperties: false, description: "Kinds of data in and out; defaults to the task's." },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: "A remote specialist model reached through @huggingface/inference." },
+);
+
 /** One object schema per backend, each with a literal `backend`; a new backend adds its schema here. */
-const MODEL_VARIANTS = [LlamaModelSchema] as const;
+const MODEL_VARIANTS = [LlamaModelSchema, HfModelSchema] as const;
 
 /** The `backend` values the file format accepts. */
 export const MODEL_BACKENDS: readonly string[] = MODEL_VARIANTS.map((variant) => variant.properties.backend.const);
@@ -190,6 +290,118 @@ export const ServerSchema = Type.Object(
   { additionalProperties: false, description: "The HTTP server." },
 );
 
+const positiveMs = (fallback: number, description: string) =>
+  Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000, default: fallback, description }));
+
+export const HuggingFaceSchema = Type.Object(
+  {
+    baseUrl: Type.Optional(
+      Type.String({
+        pattern: "^https?://",
+        default: HUGGING_FACE_DEFAULTS.baseUrl,
+        description: "Replaces `https://router.huggingface.co` in every inference request (a proxy, a mirror, a test server).",
+      }),
+    ),
+    hubUrl: Type.Optional(
+      Type.String({
+        pattern: "^https?://",
+        default: HUGGING_FACE_DEFAULTS.hubUrl,
+        description: "Replaces `https://huggingface.co` for Hub API requests (provider mapping lookups).",
+      }),
+    ),
+    token: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: "Hugging Face token (`hf_...`). Environment: HF_TOKEN wins over the file. Never logged or echoed.",
+      }),
+    ),
+    retries: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 10, default: HUGGING_FACE_DEFAULTS.retries, description: "Extra attempts after a retryable upstream failure (5xx, 408, 429, network)." }),
+    ),
+    backoffBaseMs: positiveMs(HUGGING_FACE_DEFAULTS.backoffBaseMs, "Backoff before retry n is random in [0, min(backoffMaxMs, backoffBaseMs * 2^n)], unless Retry-After says otherwise."),
+    backoffMaxMs: positiveMs(HUGGING_FACE_DEFAULTS.backoffMaxMs, "Longest backoff between attempts, in milliseconds."),
+    maxResponseBytes: Type.Optional(
+      Type.Integer({
+        minimum: 1024,
+        maximum: 1024 * 1024 * 1024,
+        default: HUGGING_FACE_DEFAULTS.maxResponseBytes,
+        description: "Largest upstream response read, in bytes (streams: in total); larger answers are refused with 502.",
+      }),
+    ),
+    circuitFailureThreshold: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        default: HUGGING_FACE_DEFAULTS.circuitFailureThreshold,
+        description: "Consecutive upstream failures that take a model out of rotation (503 with Retry-After until a probe succeeds).",
+      }),
+    ),
+    circuitCoolDownMs: positiveMs(HUGGING_FACE_DEFAULTS.circuitCoolDownMs, "How long a model stays out of rotation before one probe request is let through."),
+    userUrls: Type.Optional(
+      Type.Object(
+        {
+          allowList: Type.Optional(
+            Type.Array(Type.String({ minLength: 1 }), {
+              default: [],
+              description: "Host names, IP addresses or CIDR ranges that may be fetched although they are private (loopback, LAN, link-local).",
+            }),
+          ),
+          maxBytes: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 1024 * 1024 * 1024, default: HUGGING_FACE_DEFAULTS.userUrls.maxBytes, description: "Largest body fetched from a user URL." }),
+          ),
+          timeoutMs: positiveMs(HUGGING_FACE_DEFAULTS.userUrls.timeoutMs, "Time allowed for fetching a user URL, redirects included."),
+        },
+        { additionalProperties: false, description: "Binary task inputs given as http(s) URLs: only public addresses, size and time capped." },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: "Settings shared by every remote (`backend: hf`) model." },
+);
+
+export const ArtifactsSchema = Type.Object(
+  {
+    dir: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: "Folder of the embedded default's disk store (relative paths resolve against this file's folder); memory when absent.",
+      }),
+    ),
+    redisUrl: Type.Optional(
+      Type.String({
+        pattern: "^rediss?://",
+        description: "Redis of a shared store, reachable by every process of the fleet. Fleet-mode processes use REDIS_URL when absent.",
+      }),
+    ),
+    ttlSeconds: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600, default: ARTIFACT_DEFAULTS.ttlSeconds, description: "How long an artifact is kept after it was last stored." }),
+    ),
+    maxBytes: Type.Optional(
+      Type.Integer({ minimum: 1024, maximum: 512 * 1024 * 1024, default: ARTIFACT_DEFAULTS.maxBytes, description: "Largest artifact stored, in bytes." }),
+    ),
+    maxTotalBytes: Type.Optional(
+      Type.Integer({
+        minimum: 1024,
+        default: ARTIFACT_DEFAULTS.maxTotalBytes,
+        description: "Memory store: bytes kept in all, oldest dropped first. (Redis: use its own maxmemory policy.)",
+      }),
+    ),
+    urlTtlSeconds: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600, default: ARTIFACT_DEFAULTS.urlTtlSeconds, description: "Lifetime of a signed artifact URL (never past the artifact's expiry)." }),
+    ),
+    publicBaseUrl: Type.Optional(
+      Type.String({ pattern: "^https?://", description: "Origin used in artifact URLs behind a proxy (`https://api.example.com`); the request's own origin when absent." }),
+    ),
+    secret: Type.Optional(
+      Type.String({
+        minLength: 16,
+        description:
+          "HMAC key of artifact URLs; gateways behind one address must share it. Environment: SWITCHBOARD_ARTIFACT_SECRET wins. Random per process when absent.",
+      }),
+    ),
+  },
+  { additionalProperties: false, description: "Where binary task outputs (images, audio, video) are kept and how their URLs are signed." },
+);
+
 export const ConfigFileSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: "Path or URL of this schema, for editors." })),
@@ -224,6 +436,8 @@ export const ConfigFileSchema = Type.Object(
           "The models this gateway serves. When left out, the built-in list is used: a generated test model and a small instruct model from Hugging Face.",
       }),
     ),
+    huggingface: Type.Optional(HuggingFaceSchema),
+    artifacts: Type.Optional(ArtifactsSchema),
   },
   { additionalProperties: false, description: "Switchboard gateway configuration." },
 );

@@ -28,7 +28,7 @@ function problemsOf(data: unknown, env: Record<string, string | undefined> = {})
 describe("the built-in default config", () => {
   it("serves the generated test model and a real instruct model, the real one by default", async () => {
     const config = await loadConfig({ env: {} });
-    expect(config.models.map((model) => [model.id, model.source, model.aliases])).toEqual([
+    expect(config.models.map((model) => [model.id, model.backend === "llama" ? model.source : model.model, model.aliases])).toEqual([
       ["switchboard-test-tiny", "generated:tiny", ["test"]],
       ["qwen2.5-0.5b-instruct", "hf:bartowski/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M", ["default"]],
     ]);
@@ -104,9 +104,8 @@ describe("config files", () => {
     expect(config.server.corsOrigins).toEqual(["https://app.example.com"]);
     expect(config.apiKeys).toEqual(["sk-one", "sk-two"]);
     expect(config.modelsDir).toBe(path.join(dir, "models"));
-    expect(config.models[0]!.source).toBe(path.join(dir, "weights/local.gguf"));
-    expect(config.models[0]!.sampling).toEqual({ temperature: 0.7, topK: 40 });
-    expect(config.models[1]!.source).toBe(path.join(homedir(), "m.gguf"));
+    expect(config.models[0]).toMatchObject({ source: path.join(dir, "weights/local.gguf"), sampling: { temperature: 0.7, topK: 40 } });
+    expect(config.models[1]).toMatchObject({ source: path.join(homedir(), "m.gguf") });
     // No defaultModel and no `default` alias: the first model.
     expect(config.defaultModel).toBe("local");
     // maxTokens defaults to 2048 but never above the context; defaultMaxTokens stays 256.
@@ -235,8 +234,8 @@ describe("validation", () => {
     expect(problemsOf({ models: [{ backend: "llama" }, { id: "b", source: "x" }, { id: "c", backend: "vllm", source: "x" }, "d"] })).toEqual([
       "models[0].id: required",
       "models[0].source: required",
-      'models[1].backend: required (one of "llama")',
-      'models[2].backend: must be one of "llama"',
+      'models[1].backend: required (one of "llama", "hf")',
+      'models[2].backend: must be one of "llama", "hf"',
       "models[3]: must be a mapping (object)",
     ]);
   });

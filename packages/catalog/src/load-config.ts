@@ -10,10 +10,21 @@ import * as path from "node:path";
 import { Ajv, type ErrorObject } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { parseDocument } from "yaml";
-import { CONFIG_DEFAULTS, ConfigFileSchema, MODEL_BACKENDS, MODEL_ID_PATTERN, type ConfigFile, type ModelFileEntry } from "./config-schema.js";
+import { TASK_MODALITIES } from "@switchboard/protocol";
+import {
+  ARTIFACT_DEFAULTS,
+  CONFIG_DEFAULTS,
+  ConfigFileSchema,
+  DEFAULT_MODEL_TIMEOUT_MS,
+  HUGGING_FACE_DEFAULTS,
+  MODEL_BACKENDS,
+  MODEL_ID_PATTERN,
+  type ConfigFile,
+  type ModelFileEntry,
+} from "./config-schema.js";
 import { DEFAULT_CONFIG_FILE, DEFAULT_MODELS } from "./default-config.js";
 import { parseModelSource } from "./model-source.js";
-import type { ModelConfig, SamplingDefaults, SwitchboardConfig } from "./types.js";
+import type { ArtifactSettings, HfModelConfig, HuggingFaceSettings, LlamaModelConfig, ModelConfig, SamplingDefaults, SwitchboardConfig } from "./types.js";
 
 /** Thrown when the configuration cannot be used; `problems` holds one line per problem. */
 export class ConfigError extends Error {
@@ -56,9 +67,11 @@ export async function loadConfig(options: LoadConfigOptions): Promise<Switchboar
 export interface ParseConfigOptions {
   /**
    * Environment overrides: `PORT`, `HOST`, `LOG_LEVEL`, `SWITCHBOARD_API_KEYS`
-   * (comma-separated; replaces `apiKeys`), `SWITCHBOARD_MODELS_DIR`. Empty
-   * values count as unset, so a blank `SWITCHBOARD_API_KEYS=` never opens an
-   * API whose file sets keys.
+   * (comma-separated; replaces `apiKeys`), `SWITCHBOARD_MODELS_DIR`, `HF_TOKEN`
+   * (replaces `huggingface.token`), `SWITCHBOARD_ARTIFACT_SECRET` (replaces
+   * `artifacts.secret`). Empty values count as unset, so a blank
+   * `SWITCHBOARD_API_KEYS=` never opens an API whose file sets keys. Secrets
+   * are never quoted in problems.
    */
   env: Record<string, string | undefined>;
   /** Folder that relative paths in the data resolve against (the config file's folder). */
@@ -171,6 +184,17 @@ function applyEnvironment(input: unknown, env: Record<string, string | undefined
     input.modelsDir = modelsDir.trim();
     envPaths.set("modelsDir", "SWITCHBOARD_MODELS_DIR");
   }
+  const setSection = (section: "huggingface" | "artifacts", key: string, value: string, variable: string) => {
+    if (input[section] === undefined) input[section] = {};
+    const target = input[section];
+    if (!isRecord(target)) return; // the schema error about the section is reported instead
+    target[key] = value;
+    envPaths.set(`${section}.${key}`, variable);
+  };
+  const token = nonEmpty(env.HF_TOKEN);
+  if (token !== undefined) setSection("huggingface", "token", token.trim(), "HF_TOKEN");
+  const secret = nonEmpty(env.SWITCHBOARD_ARTIFACT_SECRET);
+  if (secret !== undefined) setSection("artifacts", "secret", secret.trim(), "SWITCHBOARD_ARTIFACT_SECRET");
   return envPaths;
 }
 
@@ -313,7 +337,17 @@ function checkSemantics(file: ConfigFile): Problem[] {
     }
 
     if (model.backend === "llama") problems.push(...checkLlamaTokens(model, at));
+    if (model.backend === "hf") problems.push(...checkHfModel(model, at));
   });
+  for (const [section, key] of [
+    ["huggingface", "baseUrl"],
+    ["huggingface", "hubUrl"],
+    ["artifacts", "publicBaseUrl"],
+    ["artifacts", "redisUrl"],
+  ] as const) {
+    const value = isRecord(file[section]) ? (file[section] as Record<string, unknown>)[key] : undefined;
+    if (typeof value === "string" && /^[a-z]+:\/\//i.test(value) && !URL.canParse(value)) problems.push({ path: `${section}.${key}`, message: `not a valid URL: ${JSON.stringify(value)}` });
+  }
 
   for (const [name, locations] of names) {
     if (locations.length < 2) continue;
@@ -353,6 +387,25 @@ function checkLlamaTokens(model: Record<string, unknown>, at: string): Problem[]
   return problems;
 }
 
+/** What the engine cannot serve, found before it starts (the same rules as `checkHfModels` in @switchboard/hf). */
+function checkHfModel(model: Record<string, unknown>, at: string): Problem[] {
+  const problems: Problem[] = [];
+  const provider = typeof model.provider === "string" ? model.provider : undefined;
+  if (provider !== undefined && model.endpointUrl !== undefined) {
+    problems.push({ path: `${at}.endpointUrl`, message: "set provider or endpointUrl, not both" });
+  }
+  if (provider !== undefined && provider !== "hf-inference" && typeof model.task === "string" && model.task !== "conversational") {
+    problems.push({
+      path: `${at}.provider`,
+      message: `'${provider}' can serve conversational models only; use 'hf-inference' or an endpointUrl for ${model.task}`,
+    });
+  }
+  if (typeof model.endpointUrl === "string" && /^https?:\/\//.test(model.endpointUrl) && !URL.canParse(model.endpointUrl)) {
+    problems.push({ path: `${at}.endpointUrl`, message: `not a valid URL: ${JSON.stringify(model.endpointUrl)}` });
+  }
+  return problems;
+}
+
 function integerOr(value: unknown, fallback: number): number | undefined {
   if (value === undefined) return Number.isFinite(fallback) ? fallback : undefined;
   return Number.isInteger(value) ? (value as number) : undefined;
@@ -368,6 +421,8 @@ function resolveConfig(file: ConfigFile, options: ParseConfigOptions, envPaths: 
     switch (entry.backend) {
       case "llama":
         return resolveLlamaModel(entry, options.baseDir);
+      case "hf":
+        return resolveHfModel(entry);
     }
   });
 
@@ -392,16 +447,18 @@ function resolveConfig(file: ConfigFile, options: ParseConfigOptions, envPaths: 
     modelsDir: resolvePath(file.modelsDir ?? CONFIG_DEFAULTS.modelsDir, modelsDirBase),
     defaultModel: defaultModel.id,
     models,
+    huggingface: resolveHuggingFace(file.huggingface),
+    artifacts: resolveArtifacts(file.artifacts, options.baseDir),
   };
   if (options.configPath !== undefined) config.configPath = options.configPath;
   return config;
 }
 
-function resolveLlamaModel(entry: Extract<ModelFileEntry, { backend: "llama" }>, baseDir: string): ModelConfig {
+function resolveLlamaModel(entry: Extract<ModelFileEntry, { backend: "llama" }>, baseDir: string): LlamaModelConfig {
   const contextSize = entry.contextSize ?? CONFIG_DEFAULTS.contextSize;
   const maxTokens = entry.maxTokens ?? Math.min(CONFIG_DEFAULTS.maxTokens, contextSize);
   const source = parseModelSource(entry.source);
-  const model: ModelConfig = {
+  const model: LlamaModelConfig = {
     id: entry.id,
     aliases: [...(entry.aliases ?? [])],
     backend: entry.backend,
@@ -417,6 +474,61 @@ function resolveLlamaModel(entry: Extract<ModelFileEntry, { backend: "llama" }>,
   };
   if (entry.description !== undefined) model.description = entry.description;
   return model;
+}
+
+function resolveHfModel(entry: Extract<ModelFileEntry, { backend: "hf" }>): HfModelConfig {
+  const defaults = TASK_MODALITIES[entry.task];
+  const model: HfModelConfig = {
+    id: entry.id,
+    aliases: [...(entry.aliases ?? [])],
+    backend: "hf",
+    model: entry.model,
+    task: entry.task,
+    timeoutMs: entry.timeoutMs ?? DEFAULT_MODEL_TIMEOUT_MS,
+    modalities: { in: [...(entry.modalities?.in ?? defaults.in)], out: [...(entry.modalities?.out ?? defaults.out)] },
+  };
+  if (entry.provider !== undefined) model.provider = entry.provider;
+  if (entry.endpointUrl !== undefined) model.endpointUrl = entry.endpointUrl;
+  if (entry.sendToken !== undefined) model.sendToken = entry.sendToken;
+  if (entry.description !== undefined) model.description = entry.description;
+  if (entry.downloads !== undefined) model.downloads = entry.downloads;
+  if (entry.likes !== undefined) model.likes = entry.likes;
+  return model;
+}
+
+function resolveHuggingFace(section: ConfigFile["huggingface"] = {}): HuggingFaceSettings {
+  const defaults = HUGGING_FACE_DEFAULTS;
+  const settings: HuggingFaceSettings = {
+    baseUrl: section.baseUrl ?? defaults.baseUrl,
+    hubUrl: section.hubUrl ?? defaults.hubUrl,
+    retries: section.retries ?? defaults.retries,
+    backoffBaseMs: section.backoffBaseMs ?? defaults.backoffBaseMs,
+    backoffMaxMs: section.backoffMaxMs ?? defaults.backoffMaxMs,
+    maxResponseBytes: section.maxResponseBytes ?? defaults.maxResponseBytes,
+    circuitFailureThreshold: section.circuitFailureThreshold ?? defaults.circuitFailureThreshold,
+    circuitCoolDownMs: section.circuitCoolDownMs ?? defaults.circuitCoolDownMs,
+    userUrls: {
+      allowList: [...(section.userUrls?.allowList ?? defaults.userUrls.allowList)],
+      maxBytes: section.userUrls?.maxBytes ?? defaults.userUrls.maxBytes,
+      timeoutMs: section.userUrls?.timeoutMs ?? defaults.userUrls.timeoutMs,
+    },
+  };
+  if (section.token !== undefined) settings.token = section.token;
+  return settings;
+}
+
+function resolveArtifacts(section: ConfigFile["artifacts"] = {}, baseDir: string): ArtifactSettings {
+  const settings: ArtifactSettings = {
+    ttlSeconds: section.ttlSeconds ?? ARTIFACT_DEFAULTS.ttlSeconds,
+    maxBytes: section.maxBytes ?? ARTIFACT_DEFAULTS.maxBytes,
+    maxTotalBytes: section.maxTotalBytes ?? ARTIFACT_DEFAULTS.maxTotalBytes,
+    urlTtlSeconds: section.urlTtlSeconds ?? ARTIFACT_DEFAULTS.urlTtlSeconds,
+  };
+  if (section.dir !== undefined) settings.dir = resolvePath(section.dir, baseDir);
+  if (section.redisUrl !== undefined) settings.redisUrl = section.redisUrl;
+  if (section.publicBaseUrl !== undefined) settings.publicBaseUrl = section.publicBaseUrl.replace(/\/+$/, "");
+  if (section.secret !== undefined) settings.secret = section.secret;
+  return settings;
 }
 
 function expandHome(value: string): string {
@@ -438,7 +550,7 @@ function formatProblem(problem: Problem, envPaths: EnvPaths): string {
   return `${name}${variable ? ` (from ${variable})` : ""}: ${problem.message}`;
 }
 
-const TOP_LEVEL_ORDER = ["", "PORT", "$schema", "server", "apiKeys", "modelsDir", "defaultModel", "models"];
+const TOP_LEVEL_ORDER = ["", "PORT", "$schema", "server", "apiKeys", "modelsDir", "defaultModel", "models", "huggingface", "artifacts"];
 
 /** File order: top-level keys as in the schema, then by model index, then as found; duplicates removed. */
 function sortProblems(problems: Problem[]): Problem[] {

@@ -3,6 +3,7 @@
  * (generated from `config-schema.ts`) is the committed contract for the file format;
  * these types are what the code sees after defaults are applied.
  */
+import type { Modality, TaskName } from "@switchboard/protocol";
 
 /** Per-model sampling defaults; request values override them. */
 export interface SamplingDefaults {
@@ -44,7 +45,112 @@ export interface LlamaModelConfig {
   embeddings: boolean;
 }
 
-export type ModelConfig = LlamaModelConfig;
+/**
+ * A remote specialist model (`backend: "hf"`): Hugging Face Inference
+ * Providers, an Inference Endpoint, or any TGI / OpenAI-compatible server,
+ * reached through `@huggingface/inference`.
+ */
+export interface HfModelConfig {
+  /** Public id, as clients send it in `model`. */
+  id: string;
+  aliases: string[];
+  backend: "hf";
+  /** Hugging Face model id (`org/name`). */
+  model: string;
+  /**
+   * The one task this entry serves (a pipeline tag in kebab-case).
+   * `conversational` and `text-generation` models also serve chat and text
+   * completions; `feature-extraction` (and `sentence-similarity`) models serve
+   * embeddings.
+   */
+  task: TaskName;
+  /**
+   * Inference provider. `hf-inference` (the default) for every task;
+   * `auto` sends chat to the router's OpenAI-compatible endpoint. Other
+   * providers are accepted for `conversational` only (their other task
+   * helpers fetch result URLs outside the engine's fetch).
+   */
+  provider?: string;
+  /** An Inference Endpoint or any TGI / OpenAI-compatible server; excludes `provider`. */
+  endpointUrl?: string;
+  /**
+   * Whether to send the Hugging Face token. Default: yes for the router and
+   * for `*.endpoints.huggingface.cloud`, no for any other `endpointUrl` (the
+   * token is a Hugging Face secret, not that server's).
+   */
+  sendToken?: boolean;
+  description?: string;
+  /** Popularity on the Hub; the router and the task routes rank candidates by it. */
+  downloads?: number;
+  likes?: number;
+  /** Budget of one call, retries and backoff included, in milliseconds. */
+  timeoutMs: number;
+  /** What the model takes and produces; defaults to the task's modalities. */
+  modalities: { in: Modality[]; out: Modality[] };
+}
+
+export type ModelConfig = LlamaModelConfig | HfModelConfig;
+
+/** Fetching user-supplied URLs (binary task inputs given as http(s) URLs). */
+export interface UserUrlSettings {
+  /** Host names, IP addresses or CIDR ranges that may be fetched even though they are private. */
+  allowList: string[];
+  maxBytes: number;
+  timeoutMs: number;
+}
+
+/** Global Hugging Face settings (`huggingface:` in the config file). */
+export interface HuggingFaceSettings {
+  /** Replaces `https://router.huggingface.co` in every request. */
+  baseUrl: string;
+  /** Replaces `https://huggingface.co` for Hub API requests (`/api/...`). */
+  hubUrl: string;
+  /** `HF_TOKEN` (the environment wins over the file); never logged, never echoed. */
+  token?: string;
+  /** Extra attempts after a retryable failure (5xx, 429, network error). */
+  retries: number;
+  /** Backoff before retry n is uniformly random in [0, min(backoffMaxMs, backoffBaseMs * 2^n)] unless `Retry-After` says otherwise. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** Largest upstream response body read, in bytes (streams: in total). */
+  maxResponseBytes: number;
+  /** Consecutive failures that open a model's circuit. */
+  circuitFailureThreshold: number;
+  /** How long an open circuit stays open before one probe is let through. */
+  circuitCoolDownMs: number;
+  userUrls: UserUrlSettings;
+}
+
+/**
+ * The artifact store: binary task outputs (images, audio, video), kept by
+ * content address (SHA-256) for `ttlSeconds` and served by the gateway at
+ * signed, expiring URLs. Which store is used: `redisUrl` → Redis; otherwise
+ * fleet-mode processes use the fleet's Redis (`REDIS_URL`), the embedded
+ * default a folder (`dir`) or, without one, memory.
+ */
+export interface ArtifactSettings {
+  /** Folder of the disk store (embedded default); memory when absent. */
+  dir?: string;
+  /** Redis of a shared store; fleet-mode processes use `REDIS_URL` when absent. */
+  redisUrl?: string;
+  /** How long an artifact is kept after it was last stored. */
+  ttlSeconds: number;
+  /** Largest artifact accepted, in bytes. */
+  maxBytes: number;
+  /** Memory store only: bytes kept in all; the oldest artifacts go first past it. */
+  maxTotalBytes: number;
+  /** Lifetime of a signed URL (never past the artifact's own expiry). */
+  urlTtlSeconds: number;
+  /** Origin for absolute artifact URLs (`https://api.example.com`) behind a proxy; the request's own origin when absent. */
+  publicBaseUrl?: string;
+  /**
+   * HMAC key of artifact URLs (`SWITCHBOARD_ARTIFACT_SECRET` wins over the
+   * file). Gateways that share artifacts behind one address need the same
+   * key; when absent each process picks a random one, so its URLs stop
+   * working when it restarts. Never logged, never echoed.
+   */
+  secret?: string;
+}
 
 export interface ServerConfig {
   host: string;
@@ -67,6 +173,9 @@ export interface SwitchboardConfig {
   /** Model used by clients that name `default`; the first model when unset. */
   defaultModel: string;
   models: ModelConfig[];
+  /** Hugging Face settings shared by every remote model. */
+  huggingface: HuggingFaceSettings;
+  artifacts: ArtifactSettings;
   /** Absolute path of the file this configuration was read from; absent for the built-in default or inline data. */
   configPath?: string;
 }

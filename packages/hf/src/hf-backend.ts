@@ -5,9 +5,12 @@
  * the upstream has answered (or, for streams, sent its first chunk), so
  * upstream errors stay plain HTTP errors in every transport.
  */
+import type { ArtifactStore } from "@switchboard/artifacts";
 import {
   GatewayError,
   asGatewayError,
+  invalidRequest,
+  mapBinaryOutputs,
   modelNotFound,
   silentLogger,
   type Backend,
@@ -26,12 +29,32 @@ import {
   type TaskOutput,
   type TaskResultEvent,
 } from "@switchboard/protocol";
+import type { ArtifactResolver } from "./binary-data.js";
 import { HfEngine, type HfCallContext, type HfChatRequest, type HfEngineOptions } from "./hf-engine.js";
+import { lazyChild } from "./lazy-logger.js";
 import { CallCancelledError } from "./upstream-errors.js";
 
 export interface HfBackendOptions extends HfEngineOptions {
   /** Name of this worker, for `accepted` events and logs. */
   worker?: string;
+  /**
+   * Where binary outputs go and `{type: "artifact"}` inputs come from. With
+   * a store, task results carry `artifact` references instead of inline
+   * base64 (jobs and events stay small across the queue); without one they
+   * carry base64 and artifact inputs are refused.
+   */
+  artifacts?: ArtifactStore;
+}
+
+/** Artifact inputs read from a store; a missing or expired one is the client's 400. */
+export function artifactResolver(store: ArtifactStore): ArtifactResolver {
+  return async (id) => {
+    const artifact = await store.get(id);
+    if (!artifact) {
+      throw invalidRequest(`The artifact '${id.slice(0, 80)}' does not exist or has expired.`, "inputs", "artifact_not_found");
+    }
+    return { bytes: artifact.data, mimeType: artifact.mimeType };
+  };
 }
 
 const FINISH_REASONS: Record<string, FinishReason> = {
@@ -89,6 +112,13 @@ export function chatRequestFromJob(job: ChatJob): HfChatRequest {
   return request as unknown as HfChatRequest;
 }
 
+/** Marks a failure of the artifact store, so it is not taken for the model's. */
+class StoreFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super("artifact store failure");
+  }
+}
+
 const errorEvent = (error: unknown): { type: "error"; error: ReturnType<GatewayError["toPayload"]> } => ({ type: "error", error: asGatewayError(error).toPayload() });
 
 export class HfBackend implements Backend {
@@ -96,33 +126,46 @@ export class HfBackend implements Backend {
   readonly engine: HfEngine;
   private readonly logger: Logger;
   private readonly worker: string | undefined;
+  private readonly artifacts: ArtifactStore | undefined;
   private closed = false;
 
   constructor(options: HfBackendOptions) {
-    this.engine = new HfEngine(options);
+    const resolveArtifact = options.resolveArtifact ?? (options.artifacts ? artifactResolver(options.artifacts) : undefined);
+    this.engine = new HfEngine({ ...options, ...(resolveArtifact ? { resolveArtifact } : {}) });
     this.logger = options.logger ?? silentLogger;
     this.worker = options.worker;
+    this.artifacts = options.artifacts;
   }
 
   models(): string[] {
     return this.engine.models().map((model) => model.id);
   }
 
+  /**
+   * A remote model that is warming up upstream still counts as `ready` here:
+   * this process can serve it (requests get 503 with Retry-After, or a
+   * fallback) and `/ready` must not take the gateway out of rotation for it.
+   * Only an open circuit makes it `failed`.
+   */
   modelStates(): ModelState[] {
-    return this.engine.models().map((model) => this.engine.modelState(model.id));
+    return this.engine.models().map((model) => {
+      const state = this.engine.modelState(model.id);
+      return state.state === "loading" ? { id: state.id, state: "ready" } : state;
+    });
   }
 
   run(job: Job, context: JobContext): AsyncIterable<JobEvent> {
     return this.events(job, context);
   }
 
-  /** Nothing is pooled: in-flight calls end with their jobs' signals. New jobs are refused after this. */
+  /** New jobs are refused after this; in-flight calls finish (or end with their jobs' signals), then the upstream connections close. */
   async close(): Promise<void> {
     this.closed = true;
+    await this.engine.close();
   }
 
   private async *events(job: Job | TaskJob, context: JobContext): AsyncGenerator<JobEvent | TaskJobEvent> {
-    const logger = (context.logger ?? this.logger).child({ jobId: job.id, requestId: job.requestId, model: job.model, backend: "hf" });
+    const logger = lazyChild(context.logger ?? this.logger, { jobId: job.id, requestId: job.requestId, model: job.model, backend: "hf" });
     const call: HfCallContext = { signal: context.signal, logger, ...(job.deadlineAt === undefined ? {} : { deadlineAt: job.deadlineAt }) };
     try {
       if (this.closed) {
@@ -160,43 +203,98 @@ export class HfBackend implements Backend {
   }
 
   private async *chat(job: ChatJob, call: HfCallContext): AsyncGenerator<JobEvent> {
+    if (job.stream === false) {
+      yield* this.chatInOnePiece(job, call);
+      return;
+    }
     const request = { ...chatRequestFromJob(job), stream_options: { include_usage: true } } as HfChatRequest;
     let accepted = false;
     let completionTokens: number | undefined;
+    let promptTokens: number | undefined;
     let deltas = 0;
     let reason: FinishReason | undefined;
     const toolCallIds = new Map<number, string>();
-    for await (const chunk of this.engine.chatCompletionStream(job.model, request, call)) {
+    // One event per run of deltas in a batch: every event costs the same on its way to the client.
+    for await (const batch of this.engine.chatCompletionBatches(job.model, request, call)) {
       if (!accepted) {
-        // Upstream usage arrives last; prompt tokens are not known yet (see the report: usage on finish).
+        // Upstream usage arrives last; prompt tokens come with the finish event.
         yield this.accepted(job, job.model);
         accepted = true;
       }
-      if (chunk.usage) completionTokens = chunk.usage.completion_tokens;
-      for (const choice of chunk.choices) {
-        const delta = choice.delta as { content?: unknown; tool_calls?: Array<{ index?: number; id?: string; function?: { name?: string | null; arguments?: string } }> } | undefined;
-        if (typeof delta?.content === "string" && delta.content.length > 0) {
-          deltas += 1;
-          yield { type: "text-delta", index: 0, text: delta.content };
+      let pending: JobEvent | undefined;
+      for (const chunk of batch) {
+        if (chunk.usage) {
+          completionTokens = chunk.usage.completion_tokens;
+          promptTokens = chunk.usage.prompt_tokens;
         }
-        for (const toolCall of delta?.tool_calls ?? []) {
-          const toolCallIndex = toolCall.index ?? 0;
-          const first = !toolCallIds.has(toolCallIndex);
-          if (first) toolCallIds.set(toolCallIndex, toolCall.id || `call_${job.id}_${toolCallIndex}`);
-          deltas += 1;
-          yield {
-            type: "tool-call-delta",
-            index: 0,
-            toolCallIndex,
-            ...(first ? { id: toolCallIds.get(toolCallIndex)!, ...(toolCall.function?.name ? { name: toolCall.function.name } : {}) } : {}),
-            argumentsDelta: toolCall.function?.arguments ?? "",
-          };
+        for (const choice of chunk.choices) {
+          const delta = choice.delta as { content?: unknown; tool_calls?: Array<{ index?: number; id?: string; function?: { name?: string | null; arguments?: string } }> } | undefined;
+          if (typeof delta?.content === "string" && delta.content.length > 0) {
+            deltas += 1;
+            if (pending?.type === "text-delta") pending.text += delta.content;
+            else {
+              if (pending) yield pending;
+              pending = { type: "text-delta", index: 0, text: delta.content };
+            }
+          }
+          for (const toolCall of delta?.tool_calls ?? []) {
+            const toolCallIndex = toolCall.index ?? 0;
+            const first = !toolCallIds.has(toolCallIndex);
+            if (first) toolCallIds.set(toolCallIndex, toolCall.id || `call_${job.id}_${toolCallIndex}`);
+            deltas += 1;
+            const argumentsDelta = toolCall.function?.arguments ?? "";
+            if (!first && pending?.type === "tool-call-delta" && pending.toolCallIndex === toolCallIndex) {
+              pending.argumentsDelta += argumentsDelta;
+              continue;
+            }
+            if (pending) yield pending;
+            pending = {
+              type: "tool-call-delta",
+              index: 0,
+              toolCallIndex,
+              ...(first ? { id: toolCallIds.get(toolCallIndex)!, ...(toolCall.function?.name ? { name: toolCall.function.name } : {}) } : {}),
+              argumentsDelta,
+            };
+          }
+          if (choice.finish_reason) reason = finishReason(choice.finish_reason);
         }
-        if (choice.finish_reason) reason = finishReason(choice.finish_reason);
       }
+      if (pending) yield pending;
     }
     if (!accepted) yield this.accepted(job, job.model);
-    yield { type: "finish", index: 0, finishReason: reason ?? "stop", completionTokens: completionTokens ?? deltas };
+    yield {
+      type: "finish",
+      index: 0,
+      finishReason: reason ?? "stop",
+      completionTokens: completionTokens ?? deltas,
+      // Usage comes last upstream, so the prompt count rides on the finish event.
+      ...(typeof promptTokens === "number" ? { promptTokens } : {}),
+    };
+  }
+
+  /** A chat job whose client does not stream: one upstream call without server-sent events, the same events. */
+  private async *chatInOnePiece(job: ChatJob, call: HfCallContext): AsyncGenerator<JobEvent> {
+    const output = await this.engine.chatCompletion(job.model, chatRequestFromJob(job), call);
+    const choice = output.choices[0]!;
+    const message = choice.message as { content?: unknown; tool_calls?: Array<{ id?: string; function?: { name?: string; arguments?: string } }> };
+    const usage = output.usage as { prompt_tokens?: unknown; completion_tokens?: unknown } | undefined;
+    const promptTokens = typeof usage?.prompt_tokens === "number" ? usage.prompt_tokens : 0;
+    yield this.accepted(job, job.model, promptTokens);
+    const text = typeof message.content === "string" ? message.content : "";
+    if (text) yield { type: "text-delta", index: 0, text };
+    for (const [toolCallIndex, toolCall] of (message.tool_calls ?? []).entries()) {
+      yield {
+        type: "tool-call-delta",
+        index: 0,
+        toolCallIndex,
+        id: toolCall.id || `call_${job.id}_${toolCallIndex}`,
+        ...(toolCall.function?.name ? { name: toolCall.function.name } : {}),
+        argumentsDelta: toolCall.function?.arguments ?? "",
+      };
+    }
+    // Without upstream usage the count is unknown: 0 rather than a guess.
+    const completionTokens = typeof usage?.completion_tokens === "number" ? usage.completion_tokens : 0;
+    yield { type: "finish", index: 0, finishReason: finishReason(choice.finish_reason), completionTokens };
   }
 
   private async *completion(job: CompletionJob, call: HfCallContext): AsyncGenerator<JobEvent> {
@@ -225,6 +323,17 @@ export class HfBackend implements Backend {
     yield { type: "embeddings", vectors };
   }
 
+  /** Replaces inline binary outputs by artifacts when a store is configured. */
+  private async storeBinaries<T>(output: T): Promise<T> {
+    const store = this.artifacts;
+    if (!store) return output;
+    return mapBinaryOutputs(output, async (binary) => {
+      if (binary.type !== "base64") return binary;
+      const info = await store.put(Buffer.from(binary.data, "base64"), binary.mimeType);
+      return { type: "artifact", id: info.id, sha256: info.sha256, mimeType: info.mimeType, bytes: info.bytes, expiresAt: info.expiresAt };
+    });
+  }
+
   /** Runs the task on the job's model, then on each fallback while the failure is the model's (503/502/504). */
   private async *task(job: TaskJob, call: HfCallContext): AsyncGenerator<TaskJobEvent> {
     const candidates = [job.model, ...(job.fallbackModels ?? [])];
@@ -232,11 +341,16 @@ export class HfBackend implements Backend {
     for (const [position, model] of candidates.entries()) {
       if (position > 0 && !this.engine.model(model)) continue;
       try {
-        const output = await this.engine.runTask(model, job.task, job.inputs as never, job.parameters as never, call);
+        const raw = await this.engine.runTask(model, job.task, job.inputs as never, job.parameters as never, call);
+        // Outside the fallback rules: a store failure is not the model's fault.
+        const output = await this.storeBinaries(raw).catch((error: unknown) => {
+          throw new StoreFailure(error);
+        });
         yield this.accepted(job, model);
         yield { type: "task-result", task: job.task, model, output } as TaskResultEvent;
         return;
       } catch (error) {
+        if (error instanceof StoreFailure) throw error.cause;
         lastError = error;
         const modelsFault = error instanceof GatewayError && [502, 503, 504].includes(error.status);
         if (!modelsFault || position === candidates.length - 1) throw error;

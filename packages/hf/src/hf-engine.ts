@@ -27,9 +27,12 @@ import {
   type TaskOutput,
   type TaskParameters,
 } from "@switchboard/protocol";
+import { servesTask } from "@switchboard/catalog";
 import { Value } from "typebox/value";
 import { resolveBinaryInput, type ArtifactResolver } from "./binary-data.js";
 import { CircuitBreaker } from "./circuit-breaker.js";
+import { lazyChild } from "./lazy-logger.js";
+import type { HfUpstreamMetrics } from "./hf-metrics.js";
 import type { HfModelConfig, HuggingFaceSettings } from "./hf-settings.js";
 import { TASK_RESPONSE_BODY, TASK_RUNNERS, normalizeEmbeddings, type HfCallArgs, type TaskCall } from "./task-runners.js";
 import {
@@ -64,6 +67,8 @@ export interface HfEngineOptions {
   resolveArtifact?: ArtifactResolver;
   /** Name resolution for user-supplied URLs (tests); the system resolver by default. */
   resolveHost?: (hostname: string) => Promise<ResolvedAddress[]>;
+  /** Upstream latency, errors and retries (`createMetrics().hf`); nothing is recorded without it. */
+  metrics?: HfUpstreamMetrics;
 }
 
 /** Per-call context: the caller's signal and logger, and the job's deadline. */
@@ -118,6 +123,7 @@ export class HfEngine {
     this.upstream = new UpstreamFetch(options.settings, {
       ...(options.transport ? { transport: options.transport } : {}),
       ...(options.random ? { random: options.random } : {}),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
       now: this.now,
     });
     this.breaker = new CircuitBreaker({
@@ -129,6 +135,11 @@ export class HfEngine {
       this.byId.set(model.id, model);
       for (const alias of model.aliases) if (!this.byId.has(alias)) this.byId.set(alias, model);
     }
+  }
+
+  /** Closes the upstream connections (in-flight calls finish first). */
+  close(): Promise<void> {
+    return this.upstream.close();
   }
 
   /** The model entry for a catalog id or alias. */
@@ -150,7 +161,7 @@ export class HfEngine {
   private require(id: string, task?: TaskName): HfModelConfig {
     const model = this.byId.get(id);
     if (!model) throw new GatewayError(`The model '${id}' does not exist.`, { status: 404, type: "invalid_request_error", code: "model_not_found", param: "model" });
-    if (task && model.task !== task && !(task === "feature-extraction" && model.task === "sentence-similarity")) {
+    if (task && !servesTask(model, task)) {
       throw invalidRequest(`The model '${id}' serves ${model.task}, not ${task}.`, "model", "model_task_mismatch");
     }
     return model;
@@ -171,8 +182,8 @@ export class HfEngine {
     return Math.min(model.timeoutMs, left);
   }
 
-  private makeCall(model: HfModelConfig, expect: ExpectedBody, timeoutMs: number, context: HfCallContext): TaskCall {
-    const logger = (context.logger ?? this.logger).child({ model: model.id, backend: "hf" });
+  private makeCall(model: HfModelConfig, expect: ExpectedBody, timeoutMs: number, context: HfCallContext, onStreamRead?: () => void): TaskCall {
+    const logger = lazyChild(context.logger ?? this.logger, { model: model.id, backend: "hf" });
     const fetch = this.upstream.forCall({
       model: model.id,
       ...(model.endpointUrl ? { endpointUrl: model.endpointUrl } : {}),
@@ -180,6 +191,8 @@ export class HfEngine {
       ...(context.signal ? { signal: context.signal } : {}),
       expect,
       logger,
+      provider: model.endpointUrl ? "endpoint" : (model.provider ?? "hf-inference"),
+      ...(onStreamRead ? { onStreamRead } : {}),
     });
     const args = this.callArgs(model);
     const userUrls = this.options.settings.userUrls;
@@ -298,26 +311,56 @@ export class HfEngine {
    * HTTP errors.
    */
   async *chatCompletionStream(id: string, request: HfChatRequest, context: HfCallContext = {}): AsyncGenerator<HfChatChunk> {
+    for await (const batch of this.chatCompletionBatches(id, request, context)) yield* batch;
+  }
+
+  /**
+   * A streamed chat completion in batches: the chunks the client parsed from
+   * the same network read come together (a fast upstream sends many to a
+   * packet; a model that writes token by token gives batches of one, with no
+   * wait). Each event that crosses the job layers costs the same however
+   * much text it carries, so this is the cheap way to pass a stream on. Same
+   * errors as {@link chatCompletionStream}.
+   */
+  async *chatCompletionBatches(id: string, request: HfChatRequest, context: HfCallContext = {}): AsyncGenerator<HfChatChunk[]> {
     const model = this.require(id, "conversational");
     const timeoutMs = this.admit(model, context);
-    const call = this.makeCall(model, "stream", timeoutMs, context);
+    // Our own stop, for a consumer that leaves early without its signal firing.
+    const stop = new AbortController();
+    const signal = context.signal ? AbortSignal.any([context.signal, stop.signal]) : stop.signal;
+    const batches = new ChunkBatches<HfChatChunk>();
+    const call = this.makeCall(model, "stream", timeoutMs, { ...context, signal }, () => batches.cut());
     let failure: unknown;
     let finished = false;
-    try {
+    // The client runs ahead in its own loop; a batch is cut whenever it asks the network for more.
+    const pump = (async () => {
       const stream = call.client.chatCompletionStream({ ...call.args, ...request } as Parameters<InferenceClient["chatCompletionStream"]>[0], call.options);
       let sawFinish = false;
       for await (const chunk of stream) {
         if (!chunk || typeof chunk !== "object" || !Array.isArray(chunk.choices)) throw upstreamBadResponse(model.id, "a stream event that is not a chat completion chunk");
         if (chunk.choices.some((choice) => choice?.finish_reason)) sawFinish = true;
-        yield chunk;
+        batches.push(chunk);
+        await batches.room();
       }
       // The client drops a cut-off last event silently; a stream must end with a finish reason.
       if (!sawFinish) throw upstreamBadResponse(model.id, "the stream ended before the answer was finished");
+    })().then(
+      () => batches.end(),
+      (error: unknown) => batches.fail(error),
+    );
+    try {
+      for (;;) {
+        const batch = await batches.take();
+        if (batch === undefined) break;
+        yield batch;
+      }
       finished = true;
     } catch (error) {
-      failure = this.mapError(error, model, context);
+      failure = this.mapError(error, model, { ...context, signal });
       throw failure;
     } finally {
+      if (!finished && failure === undefined) stop.abort();
+      void pump;
       // A consumer that stops early settles nothing about the model's health.
       if (failure !== undefined) this.settle(model, failure);
       else if (finished) this.settle(model, undefined);
@@ -332,5 +375,66 @@ export class HfEngine {
       const output = await call.client.featureExtraction({ ...call.args, inputs: texts } as Parameters<InferenceClient["featureExtraction"]>[0], call.options);
       return normalizeEmbeddings(call, output, texts.length);
     });
+  }
+}
+
+/**
+ * Chunks handed from a producer loop to a consumer in batches: `push` adds to
+ * the open batch, `cut` closes it (the producer is about to wait on the
+ * network), `take` gives the next closed batch or waits for one. The
+ * producer waits (`room`) while several batches are unread.
+ */
+class ChunkBatches<T> {
+  #open: T[] = [];
+  readonly #ready: T[][] = [];
+  #done = false;
+  #error: { error: unknown } | undefined;
+  #wake: (() => void) | undefined;
+  #roomWaiter: (() => void) | undefined;
+
+  push(item: T): void {
+    this.#open.push(item);
+  }
+
+  cut(): void {
+    if (this.#open.length === 0) return;
+    this.#ready.push(this.#open);
+    this.#open = [];
+    this.#wake?.();
+  }
+
+  end(): void {
+    this.cut();
+    this.#done = true;
+    this.#wake?.();
+  }
+
+  fail(error: unknown): void {
+    this.cut();
+    this.#error = { error };
+    this.#done = true;
+    this.#wake?.();
+  }
+
+  /** Resolves at once unless several batches wait to be read. */
+  room(): Promise<void> | undefined {
+    if (this.#ready.length < 8) return undefined;
+    return new Promise((resolve) => (this.#roomWaiter = resolve));
+  }
+
+  async take(): Promise<T[] | undefined> {
+    for (;;) {
+      const batch = this.#ready.shift();
+      if (batch) {
+        this.#roomWaiter?.();
+        this.#roomWaiter = undefined;
+        return batch;
+      }
+      // Events delivered before a failure still go out first; then the failure.
+      if (this.#error) throw this.#error.error;
+      if (this.#done) return undefined;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+      this.#wake = undefined;
+    }
   }
 }

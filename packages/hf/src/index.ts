@@ -1,8 +1,10 @@
-export { HfBackend, chatRequestFromJob, type HfBackendOptions } from "./hf-backend.js";
+export { HfBackend, artifactResolver, chatRequestFromJob, type HfBackendOptions } from "./hf-backend.js";
+export { createConfiguredHfBackend, type ConfiguredHfBackendOptions } from "./configured-backend.js";
 export { HfEngine, checkHfModels, type HfCallContext, type HfChatChunk, type HfChatOutput, type HfChatRequest, type HfEngineOptions } from "./hf-engine.js";
 export { TASK_RUNNERS, normalizeEmbeddings, type HfCallArgs, type TaskCall } from "./task-runners.js";
 export { UpstreamFetch, parseRetryAfter, type ExpectedBody, type UpstreamCall, type UpstreamFetchOptions } from "./upstream-fetch.js";
 export { CircuitBreaker, type CircuitBreakerOptions, type CircuitState, type CircuitTicket } from "./circuit-breaker.js";
+export type { HfUpstreamMetrics } from "./hf-metrics.js";
 export {
   CallCancelledError,
   circuitOpen,

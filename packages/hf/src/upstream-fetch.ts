@@ -19,6 +19,18 @@
  *   (shortened, secrets redacted), never put in a message.
  */
 import type { GatewayError, Logger } from "@switchboard/protocol";
+import type { HfUpstreamMetrics } from "./hf-metrics.js";
+import {
+  BufferedResponse,
+  StreamedResponse,
+  fetchNetwork,
+  requestBody,
+  requestHeaders,
+  undiciNetwork,
+  type ChunkSource,
+  type Network,
+  type NetworkResponse,
+} from "./upstream-network.js";
 import { HUGGING_FACE_HUB_URL, HUGGING_FACE_ROUTER_URL, type HuggingFaceSettings } from "./hf-settings.js";
 import {
   CallCancelledError,
@@ -45,6 +57,13 @@ export interface UpstreamCall {
   signal?: AbortSignal;
   expect: ExpectedBody;
   logger: Logger;
+  /** Provider label for metrics (`hf-inference`, `endpoint`, ...). */
+  provider?: string;
+  /**
+   * Called when the client asks a passed-through stream for more bytes: it
+   * has handed on every event of the bytes it had (the engine batches on it).
+   */
+  onStreamRead?: () => void;
 }
 
 export interface UpstreamFetchOptions {
@@ -53,6 +72,8 @@ export interface UpstreamFetchOptions {
   /** Source of backoff jitter, in [0, 1). */
   random?: () => number;
   now?: () => number;
+  /** Upstream latency, errors and retries (`createMetrics().hf`). */
+  metrics?: HfUpstreamMetrics;
 }
 
 const ERROR_BODY_LIMIT = 64 * 1024;
@@ -60,26 +81,25 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 class BodyTooLarge extends Error {}
 
 /** Reads a body, refusing more than `maxBytes` (by declared length first, then by counting). */
-async function readBounded(response: Response, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(response.headers.get("content-length") ?? NaN);
+async function readBounded(response: NetworkResponse, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(response.header("content-length") ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
-    await response.body?.cancel().catch(() => {});
+    response.cancel();
     throw new BodyTooLarge();
   }
-  if (!response.body) return new Uint8Array(0);
-  const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await response.chunks.next();
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
+      response.cancel();
       throw new BodyTooLarge();
     }
     chunks.push(value);
   }
+  if (chunks.length === 1) return chunks[0]!;
   const body = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
@@ -88,6 +108,9 @@ async function readBounded(response: Response, maxBytes: number): Promise<Uint8A
   }
   return body;
 }
+
+/** How much of a stream's rest is read (to keep the connection) after the client stopped at `[DONE]`. */
+const DRAIN_LIMIT = 64 * 1024;
 
 /** `Retry-After` in milliseconds (seconds or an HTTP date), if present and sane. */
 export function parseRetryAfter(value: string | null, now: number): number | undefined {
@@ -109,9 +132,10 @@ const isJsonType = (contentType: string) => contentType.startsWith("application/
 type Failure = { error: GatewayError; retryable: boolean; retryAfterMs?: number; detail?: string };
 
 export class UpstreamFetch {
-  private readonly transport: typeof fetch;
+  private readonly network: Network;
   private readonly random: () => number;
   private readonly now: () => number;
+  private readonly metrics: HfUpstreamMetrics | undefined;
   private readonly routerBase: string;
   private readonly hubApiBase: string;
 
@@ -119,11 +143,18 @@ export class UpstreamFetch {
     private readonly settings: HuggingFaceSettings,
     options: UpstreamFetchOptions = {},
   ) {
-    this.transport = options.transport ?? globalThis.fetch.bind(globalThis);
+    // An injected fetch is honoured; otherwise undici's dispatcher API (see upstream-network.ts).
+    this.network = options.transport ? fetchNetwork(options.transport) : undiciNetwork();
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
+    this.metrics = options.metrics;
     this.routerBase = settings.baseUrl.replace(/\/+$/, "");
     this.hubApiBase = `${settings.hubUrl.replace(/\/+$/, "")}/api/`;
+  }
+
+  /** Closes the keep-alive connections. */
+  close(): Promise<void> {
+    return this.network.close();
   }
 
   /** Points Hugging Face's fixed addresses at the configured servers. */
@@ -142,7 +173,25 @@ export class UpstreamFetch {
   forCall(call: UpstreamCall): typeof fetch {
     const deadline = this.now() + call.timeoutMs;
     const owned = (input: string | URL | Request, init?: RequestInit) => this.request(call, deadline, input, init);
-    return owned as typeof fetch;
+    const metrics = this.metrics;
+    if (!metrics) return owned as typeof fetch;
+    const provider = call.provider ?? "hf-inference";
+    const measured = async (input: string | URL | Request, init?: RequestInit) => {
+      const started = performance.now();
+      try {
+        const response = await owned(input, init);
+        metrics.upstreamCall({ model: call.model, provider, seconds: (performance.now() - started) / 1000 });
+        return response;
+      } catch (error) {
+        // A cancelled call says nothing about the upstream.
+        if (!(error instanceof CallCancelledError)) {
+          const code = (error as { code?: unknown }).code;
+          metrics.upstreamCall({ model: call.model, provider, seconds: (performance.now() - started) / 1000, error: typeof code === "string" ? code : "upstream_error" });
+        }
+        throw error;
+      }
+    };
+    return measured as typeof fetch;
   }
 
   private allowed(url: string, call: UpstreamCall): boolean {
@@ -161,20 +210,26 @@ export class UpstreamFetch {
   private async request(call: UpstreamCall, deadline: number, input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
     const original = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
     const url = this.rewrite(original);
-    const where = (() => {
-      try {
-        const parsed = new URL(url);
-        return `${parsed.origin}${parsed.pathname}`;
-      } catch {
-        return "an invalid URL";
-      }
-    })();
+    // For log lines only (without the query), so only parsed when one is written.
+    let whereText: string | undefined;
+    const where = () =>
+      (whereText ??= (() => {
+        try {
+          const parsed = new URL(url);
+          return `${parsed.origin}${parsed.pathname}`;
+        } catch {
+          return "an invalid URL";
+        }
+      })());
     if (!this.allowed(url, call)) {
-      this.log(call, "warn", { url: where }, "refused an upstream address outside the configured Hugging Face base URLs");
+      this.log(call, "warn", { url: where() }, "refused an upstream address outside the configured Hugging Face base URLs");
       throw upstreamFailed(call.model, "the client asked for an address outside the configured Hugging Face base URLs (is the token a Hugging Face token?)");
     }
     const expect: ExpectedBody = url.startsWith(this.hubApiBase) ? "json" : call.expect;
     if (call.signal?.aborted || init.signal?.aborted) throw new CallCancelledError();
+    const headers = requestHeaders(init.headers);
+    const body = await requestBody(init.body, headers);
+    const method = init.method ?? "GET";
 
     let last: Failure | undefined;
     for (let attempt = 0; ; attempt++) {
@@ -201,34 +256,34 @@ export class UpstreamFetch {
       };
       const interrupted = () => (cancelled ? new CallCancelledError() : timedOut ? upstreamTimeout(call.model, call.timeoutMs) : undefined);
 
-      let response: Response;
+      let response: NetworkResponse;
       try {
-        response = await this.transport(url, { ...init, signal: control.signal });
+        response = await this.network.send(url, { method, headers, body, signal: control.signal });
       } catch {
         cleanup();
         const stop = interrupted();
         if (stop) throw stop;
         const detail = "the connection to the upstream server failed";
         last = { error: upstreamFailed(call.model, detail), retryable: true, detail };
-        this.log(call, "warn", { url: where, attempt }, "upstream connection failed");
+        this.log(call, "warn", { url: where(), attempt }, "upstream connection failed");
         await this.backoff(call, deadline, attempt, last);
         continue;
       }
 
-      if (response.ok) {
-        const contentType = (response.headers.get("content-type") ?? "").toLowerCase();
+      if (response.status >= 200 && response.status < 300) {
+        const contentType = (response.header("content-type") ?? "").toLowerCase();
         if (expect === "stream" && contentType.startsWith("text/event-stream")) {
           clearTimeout(timer);
           return this.passStream(call, response, control, cleanup, () => cancelled);
         }
-        let body: Uint8Array;
+        let answer: Uint8Array;
         try {
-          body = await readBounded(response, this.settings.maxResponseBytes);
+          answer = await readBounded(response, this.settings.maxResponseBytes);
         } catch (error) {
           control.abort(); // close the connection, not just the reader
           cleanup();
           if (error instanceof BodyTooLarge) {
-            this.log(call, "warn", { url: where, limit: this.settings.maxResponseBytes }, "upstream response over the size limit");
+            this.log(call, "warn", { url: where(), limit: this.settings.maxResponseBytes }, "upstream response over the size limit");
             throw upstreamBadResponse(call.model, `the response is larger than ${this.settings.maxResponseBytes} bytes`);
           }
           const stop = interrupted();
@@ -239,8 +294,10 @@ export class UpstreamFetch {
           continue;
         }
         cleanup();
-        this.checkBody(call, where, expect, contentType, body);
-        return new Response(body, { status: response.status, headers: { "content-type": contentType || "application/octet-stream" } });
+        const json = this.checkBody(call, where, expect, contentType, answer);
+        // The client reads only what BufferedResponse offers of Response (see upstream-network.ts);
+        // JSON checked here is handed over parsed, not parsed twice.
+        return new BufferedResponse(answer, response.status, contentType || "application/octet-stream", json) as unknown as Response;
       }
 
       // An error answer: read a little of it for the log, then decide.
@@ -252,19 +309,19 @@ export class UpstreamFetch {
       }
       cleanup();
       const failure = this.classify(call, url, response, errorBody);
-      this.log(call, "warn", { url: where, status: response.status, attempt }, "upstream error");
+      this.log(call, "warn", { url: where(), status: response.status, attempt }, "upstream error");
       // The body may quote the request (prompts, headers): debug only, shortened and redacted.
-      if (errorBody) this.log(call, "debug", { url: where, status: response.status, upstream: errorBody.slice(0, 300) }, "upstream error body");
+      if (errorBody) this.log(call, "debug", { url: where(), status: response.status, upstream: errorBody.slice(0, 300) }, "upstream error body");
       if (!failure.retryable) throw failure.error;
       last = failure;
       await this.backoff(call, deadline, attempt, last);
     }
   }
 
-  /** Refuses bodies that are not what the call expects, before the client parses them. */
-  private checkBody(call: UpstreamCall, where: string, expect: ExpectedBody, contentType: string, body: Uint8Array): void {
-    const refuse = (detail: string) => {
-      this.log(call, "warn", { url: where, contentType, bytes: body.byteLength }, `unusable upstream response: ${detail}`);
+  /** Refuses bodies that are not what the call expects, before the client parses them; returns parsed JSON bodies. */
+  private checkBody(call: UpstreamCall, where: () => string, expect: ExpectedBody, contentType: string, body: Uint8Array): { value: unknown } | undefined {
+    const refuse = (detail: string): never => {
+      this.log(call, "warn", { url: where(), contentType, bytes: body.byteLength }, `unusable upstream response: ${detail}`);
       throw upstreamBadResponse(call.model, detail);
     };
     if (body.byteLength === 0) refuse("an empty answer");
@@ -272,19 +329,19 @@ export class UpstreamFetch {
     if (expect === "stream") refuse(`a ${contentType || "typeless"} body instead of an event stream`);
     if (isJsonType(contentType)) {
       try {
-        JSON.parse(Buffer.from(body).toString("utf8"));
+        return { value: JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8")) };
       } catch {
-        refuse("malformed or truncated JSON");
+        return refuse("malformed or truncated JSON");
       }
-      return;
     }
     if (expect === "json") refuse(`a ${contentType || "typeless"} body instead of JSON`);
     if (contentType.startsWith("text/")) refuse(`${contentType} text instead of media`);
+    return undefined;
   }
 
-  private classify(call: UpstreamCall, url: string, response: Response, body: string): Failure {
+  private classify(call: UpstreamCall, url: string, response: NetworkResponse, body: string): Failure {
     const status = response.status;
-    const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), this.now());
+    const retryAfterMs = parseRetryAfter(response.header("retry-after") ?? null, this.now());
     const hub = url.startsWith(this.hubApiBase);
     if (status === 503) {
       let estimated: number | undefined;
@@ -321,6 +378,7 @@ export class UpstreamFetch {
   /** Waits before the next attempt, or throws when there is none (out of attempts or budget). */
   private async backoff(call: UpstreamCall, deadline: number, attempt: number, failure: Failure): Promise<void> {
     if (attempt >= this.settings.retries) throw this.exhausted(call, attempt, failure);
+    this.metrics?.upstreamRetry({ model: call.model, provider: call.provider ?? "hf-inference" });
     const ceiling = Math.min(this.settings.backoffMaxMs, this.settings.backoffBaseMs * 2 ** attempt);
     const delay = failure.retryAfterMs ?? Math.round(this.random() * ceiling);
     if (this.now() + delay >= deadline) throw this.exhausted(call, attempt, failure);
@@ -344,46 +402,82 @@ export class UpstreamFetch {
     return upstreamFailed(call.model, `${failure.detail} (${attempts} attempts)`, failure.error.retryAfterSeconds);
   }
 
-  /** Passes an event stream through with a size cap and an idle timeout. */
-  private passStream(call: UpstreamCall, response: Response, control: AbortController, cleanup: () => void, cancelled: () => boolean): Response {
-    const reader = response.body!.getReader();
+  /**
+   * Passes an event stream through with a size cap and an idle timeout: one
+   * timer per stream, re-armed as chunks are asked for and arrive, never a
+   * timer or a copy per chunk. When the client lets go of the reader (it
+   * stops at `data: [DONE]`), the rest of the body is read so the connection
+   * goes back to the pool.
+   */
+  private passStream(call: UpstreamCall, response: NetworkResponse, control: AbortController, cleanup: () => void, cancelled: () => boolean): Response {
     const limit = this.settings.maxResponseBytes;
     let total = 0;
     let idle = false;
-    const stream = new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        const timer = setTimeout(() => {
-          idle = true;
-          control.abort();
-        }, call.timeoutMs);
-        try {
-          const { done, value } = await reader.read();
-          if (done) {
-            cleanup();
-            controller.close();
-            return;
-          }
-          total += value.byteLength;
-          if (total > limit) {
-            control.abort();
-            cleanup();
-            this.log(call, "warn", { limit }, "upstream stream over the size limit");
-            controller.error(upstreamBadResponse(call.model, `the stream is larger than ${limit} bytes`));
-            return;
-          }
-          controller.enqueue(value);
-        } catch {
-          cleanup();
-          controller.error(cancelled() ? new CallCancelledError() : idle ? upstreamTimeout(call.model, call.timeoutMs) : upstreamFailed(call.model, "the stream broke off"));
-        } finally {
-          clearTimeout(timer);
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      cleanup();
+    };
+    const timer = setTimeout(() => {
+      idle = true;
+      control.abort();
+      response.cancel();
+      finish();
+    }, call.timeoutMs);
+    const source: ChunkSource = {
+      next: async () => {
+        call.onStreamRead?.();
+        if (finished) {
+          if (idle) throw upstreamTimeout(call.model, call.timeoutMs);
+          return undefined;
         }
+        timer.refresh();
+        let chunk: IteratorResult<Uint8Array>;
+        try {
+          chunk = await response.chunks.next();
+        } catch {
+          finish();
+          throw cancelled() ? new CallCancelledError() : idle ? upstreamTimeout(call.model, call.timeoutMs) : upstreamFailed(call.model, "the stream broke off");
+        }
+        if (chunk.done) {
+          finish();
+          return undefined;
+        }
+        total += chunk.value.byteLength;
+        if (total > limit) {
+          control.abort();
+          response.cancel();
+          finish();
+          this.log(call, "warn", { limit }, "upstream stream over the size limit");
+          throw upstreamBadResponse(call.model, `the stream is larger than ${limit} bytes`);
+        }
+        timer.refresh();
+        return chunk.value;
       },
       cancel: () => {
+        if (finished) return;
         control.abort();
-        cleanup();
+        response.cancel();
+        finish();
       },
-    });
-    return new Response(stream, { status: response.status, headers: { "content-type": "text/event-stream" } });
+      release: () => {
+        if (finished) return;
+        void (async () => {
+          let drained = 0;
+          try {
+            for (let chunk = await source.next(); chunk !== undefined && !finished; chunk = await source.next()) {
+              drained += chunk.byteLength;
+              if (drained > DRAIN_LIMIT) return source.cancel();
+            }
+          } catch {
+            // The stream ended badly after the client was done with it: nothing to report.
+          }
+        })();
+      },
+    };
+    return new StreamedResponse(response.status, source) as unknown as Response;
   }
 }
+
