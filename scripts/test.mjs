@@ -2,6 +2,7 @@
 // The whole test suite: type-check, then vitest. Tests that need the queue use
 // a real Redis: REDIS_URL when set, else one answering on 127.0.0.1:6379, else a
 // private redis-server started here (and stopped afterwards), else a clear failure.
+// promtool, prometheus and chromium must be installed (checked first, with the fix).
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
@@ -76,6 +77,17 @@ function run(command, args, env) {
     const child = spawn(command, args, { stdio: "inherit", env });
     child.on("exit", (code, signal) => resolve(code ?? (signal ? 1 : 0)));
   });
+}
+
+// The observability tests run real tools: promtool and Prometheus on /metrics, Chromium on the console.
+const systemPrograms = ["promtool", "prometheus", "chromium"];
+const missingPrograms = systemPrograms.filter((program) => !onPath(program));
+if (missingPrograms.length > 0) {
+  console.error(
+    `Tests need ${missingPrograms.join(", ")} (system programs, from Debian packages). ` +
+      "Install them with: apt-get install prometheus chromium (promtool comes with prometheus).",
+  );
+  process.exit(1);
 }
 
 const redis = await findRedis();

@@ -179,7 +179,7 @@ describe("bad input", () => {
       ["GET", "/v1/nothing"],
       ["GET", "/v1/chat/completions"],
       ["DELETE", "/v1/models"],
-      ["GET", "/"],
+      ["GET", "/index.php"],
     ] as const) {
       const error = openAIError(await gateway.app.inject({ method, url }), 404);
       expect(error.code).toBe("unknown_url");

@@ -175,7 +175,7 @@ describe("client disconnects", () => {
     await until(() => gateway.backend.signals.length > before);
     const signal = gateway.backend.signals.at(-1)!;
     await until(() => signal.aborted);
-    const clientClosed = /switchboard_http_requests_total\{route="\/v1\/chat\/completions",method="POST",status="499"\} [1-9]/;
+    const clientClosed = /switchboard_http_requests_total\{route="\/v1\/chat\/completions",method="POST",status="499",model="[^"]+"\} [1-9]/;
     let metrics = "";
     for (let attempt = 0; attempt < 100 && !clientClosed.test(metrics); attempt++) {
       metrics = await (await fetch(baseURL + "/metrics")).text();

@@ -70,7 +70,7 @@ describe("/metrics", () => {
   });
   afterAll(() => gateway.close());
 
-  it("serves prom-client defaults and counts requests by route template, method and status", async () => {
+  it("serves prom-client defaults and counts requests by route template, method, status and model", async () => {
     await gateway.app.inject({ method: "GET", url: `/v1/models/${TEST_MODEL}` });
     await gateway.app.inject({ method: "GET", url: "/v1/models/tiny" });
     await gateway.app.inject({ method: "GET", url: "/v1/models/missing" });
@@ -83,11 +83,11 @@ describe("/metrics", () => {
     const text = response.body;
     expect(text).toContain("process_cpu_user_seconds_total");
     expect(text).toContain("nodejs_eventloop_lag_seconds");
-    expect(text).toContain('switchboard_http_requests_total{route="/v1/models/*",method="GET",status="200"} 2');
-    expect(text).toContain('switchboard_http_requests_total{route="/v1/models/*",method="GET",status="404"} 1');
-    expect(text).toContain('switchboard_http_requests_total{route="unmatched",method="GET",status="404"} 3');
-    expect(text).toContain('switchboard_http_requests_total{route="/v1/chat/completions",method="POST",status="200"} 1');
-    expect(text).toMatch(/switchboard_http_request_duration_seconds_bucket\{le="0\.1",route="\/v1\/chat\/completions",method="POST",status="200"\} 1/);
+    expect(text).toContain('switchboard_http_requests_total{route="/v1/models/*",method="GET",status="200",model="none"} 2');
+    expect(text).toContain('switchboard_http_requests_total{route="/v1/models/*",method="GET",status="404",model="none"} 1');
+    expect(text).toContain('switchboard_http_requests_total{route="unmatched",method="GET",status="404",model="none"} 3');
+    expect(text).toContain(`switchboard_http_requests_total{route="/v1/chat/completions",method="POST",status="200",model="${TEST_MODEL}"} 1`);
+    expect(text).toMatch(/switchboard_http_request_duration_seconds_bucket\{le="0\.1",route="\/v1\/chat\/completions",method="POST",status="200",model="[^"]+"\} 1/);
     expect(text).not.toContain("wp-admin");
   });
 });

@@ -12,19 +12,23 @@
  * configuration, so it discloses nothing a caller of the public OpenAI API
  * would not know.
  */
-import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import fastifyCors from "@fastify/cors";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { SwitchboardConfig } from "@switchboard/catalog";
-import { createMetrics, UNMATCHED_ROUTE, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
+import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
 import { GatewayError, openAISchemas, unauthorized } from "@switchboard/protocol";
 import type { Dispatcher } from "@switchboard/queue";
 import { ApiKeys } from "./api-keys.js";
 import { installErrorHandling, sendError, toGatewayError } from "./error-handling.js";
 import { installGracefulClose } from "./graceful-close.js";
 import { installJsonBodyParser } from "./json-body.js";
+import { registerConsoleRoutes, type RecentRunsProvider } from "./console-routes.js";
+import { installObservability } from "./observability.js";
 import { JobRunner } from "./job-runner.js";
+import type { GatewayArtifacts } from "./artifact-links.js";
+import { SPECIALIST_TAGS, documentForms, registerSpecialistRoutes } from "./specialist-routes.js";
 import { registerOpenAIRoutes, type GatewayCatalog } from "./openai-routes.js";
 import { registerOperationsRoutes } from "./operations-routes.js";
 import { REQUEST_ID_HEADER, requestIdFor } from "./request-id.js";
@@ -51,8 +55,25 @@ export interface GatewayOptions {
    * with `createMetrics`, so a registry can back only one gateway.
    */
   metricsRegistry?: Registry;
+  /**
+   * The process's metrics, when the composition shares them with the
+   * dispatcher and the engines (`createMetrics` of `@switchboard/metrics`);
+   * made on `metricsRegistry` from the catalog when absent.
+   */
+  metrics?: SwitchboardMetrics;
+  /** Record request and job metrics (default true); off, `/metrics` serves process metrics only (benchmarks). */
+  recordMetrics?: boolean;
+  /** The router's recent runs, drawn by the console at `/`. */
+  recentRuns?: RecentRunsProvider;
   /** What `/ready` waits for: the models (embedded, the default) or the transport (fleet mode). */
   readiness?: "models" | "transport";
+  /**
+   * The artifact store the engines write binary outputs to (shared with them:
+   * the same object in-process, the same Redis in fleet mode) and the key
+   * that signs artifact URLs. Without it, binary outputs are answered inline
+   * (`b64_json`) only and `/v1/artifacts` does not exist.
+   */
+  artifacts?: GatewayArtifacts;
 }
 
 /** Oversized uploads up to this many times the body limit (at least 64 MiB) are drained before the 413. */
@@ -124,7 +145,9 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
   // they are not compiled into serializers (which would drop fields silently).
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
-  const metrics = createMetrics(options.metricsRegistry);
+  const metrics = options.metrics ?? createMetrics({ registry: options.metricsRegistry, models: catalog.list() });
+  // First onRequest hook, so requests refused by the ones below are counted too.
+  const observeJob = installObservability(app, { metrics, catalog, enabled: options.recordMetrics });
   const keys = new ApiKeys(config.apiKeys);
 
   installErrorHandling(app);
@@ -175,11 +198,6 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
     done();
   });
 
-  app.addHook("onResponse", (request, reply, done) => {
-    recordRequest(metrics, request, String(reply.statusCode), reply.elapsedTime);
-    done();
-  });
-
   for (const schema of openAISchemas) app.addSchema(schema);
 
   await app.register(fastifySwagger, {
@@ -201,14 +219,16 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
         { name: "Completions", description: "Legacy text completions" },
         { name: "Embeddings", description: "Vector embeddings" },
         { name: "Models", description: "The model catalog" },
+        ...SPECIALIST_TAGS,
         { name: "Operations", description: "Health, readiness and metrics" },
       ],
     },
     // Shared schemas become components named by their $id.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, index) => (typeof json.$id === "string" ? json.$id : `def-${index}`) },
     transform: ({ schema, url }) => {
+      // Form bodies (uploads) are read by their routes; the document still describes them.
+      if (url !== "/v1/models/*") return { schema: documentForms(schema as Record<string, unknown>, url) as typeof schema, url };
       // The wildcard that lets model ids contain `/` is one path parameter to API clients.
-      if (url !== "/v1/models/*") return { schema, url };
       return {
         url: "/v1/models/{model}",
         schema: {
@@ -226,9 +246,15 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
 
   const runner = new JobRunner({
     dispatcher,
-    onClientGone: (request, reply) => recordRequest(metrics, request, "499", reply.elapsedTime),
+    ...(observeJob ? { observeJob } : {}),
   });
   registerOpenAIRoutes(app, { catalog, runner });
+  await registerSpecialistRoutes(app, {
+    catalog,
+    runner,
+    ...(options.artifacts ? { artifacts: options.artifacts } : {}),
+    multipart: { maxFileBytes: server.bodyLimitBytes, drainLimitBytes: Math.max(server.bodyLimitBytes * DRAIN_FACTOR, MIN_DRAIN_BYTES) },
+  });
   registerOperationsRoutes(app, {
     catalog,
     dispatcher,
@@ -236,13 +262,8 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
     metricsRequireKey: server.metricsRequireKey,
     readiness: options.readiness ?? "models",
   });
+  registerConsoleRoutes(app, { metrics, catalog, dispatcher, ...(options.recentRuns ? { recentRuns: options.recentRuns } : {}) });
 
   return app;
-}
-
-function recordRequest(metrics: SwitchboardMetrics, request: FastifyRequest, status: string, elapsedMilliseconds: number): void {
-  const labels = { route: request.is404 ? UNMATCHED_ROUTE : (request.routeOptions.url ?? UNMATCHED_ROUTE), method: request.method, status };
-  metrics.httpRequestsTotal.inc(labels);
-  metrics.httpRequestDuration.observe(labels, elapsedMilliseconds / 1000);
 }
 

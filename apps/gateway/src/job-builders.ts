@@ -4,7 +4,7 @@
  * the job's one shape, and refuses what no engine serves, each with a 400
  * that names the field. Nothing here touches an engine.
  */
-import type { ModelConfig } from "@switchboard/catalog";
+import { servesTask, type ModelConfig } from "@switchboard/catalog";
 import {
   invalidRequest,
   type ChatCompletionRequest,
@@ -20,7 +20,15 @@ import {
   type JobSampling,
   type JobTool,
   type JobToolChoice,
+  type TaskName,
 } from "@switchboard/protocol";
+
+/**
+ * `max_tokens` for a remote model when the request leaves it out: remote
+ * models have no configured default, and an unbounded generation is never
+ * what a client that forgot the field wants.
+ */
+export const DEFAULT_REMOTE_MAX_TOKENS = 1024;
 
 /** Ids the gateway made for this request. */
 export interface JobIdentity {
@@ -34,6 +42,7 @@ type SamplingRequest = Pick<
 >;
 
 export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, identity: JobIdentity): ChatJob {
+  requireRemoteTask(model, "conversational", "chat completions");
   checkCommon(body);
   if (body.logprobs === true) throw invalidRequest("Log probabilities are not supported: leave out 'logprobs' or set it to false.", "logprobs");
   if (body.functions !== undefined && body.functions !== null)
@@ -49,6 +58,7 @@ export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, id
     maxTokens: maxTokens(body.max_completion_tokens ?? body.max_tokens, model),
     sampling: sampling(body, model),
     stop: stopSequences(body.stop),
+    stream: body.stream === true,
   };
   const responseFormat = chatResponseFormat(body.response_format);
   if (responseFormat !== undefined) job.responseFormat = responseFormat;
@@ -62,6 +72,7 @@ export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, id
 }
 
 export function buildCompletionJob(body: CompletionRequest, model: ModelConfig, identity: JobIdentity): CompletionJob {
+  requireRemoteTask(model, "text-generation", "text completions");
   checkCommon(body);
   if (body.echo === true) throw invalidRequest("'echo' is not supported: leave it out or set it to false.", "echo");
   if (body.suffix !== undefined && body.suffix !== null && body.suffix !== "")
@@ -82,7 +93,8 @@ export function buildCompletionJob(body: CompletionRequest, model: ModelConfig, 
 }
 
 export function buildEmbeddingJob(body: EmbeddingRequest, model: ModelConfig, identity: JobIdentity): EmbeddingJob {
-  if (!model.embeddings)
+  requireRemoteTask(model, "feature-extraction", "embeddings");
+  if (model.backend === "llama" && !model.embeddings)
     throw invalidRequest(
       `The model '${model.id}' does not serve embeddings (they are disabled for it in the configuration). Choose a model with embeddings enabled.`,
       "model",
@@ -97,6 +109,16 @@ export function buildEmbeddingJob(body: EmbeddingRequest, model: ModelConfig, id
 
 // ---------------------------------------------------------------------------
 
+/** A remote model answers only the OpenAI routes of its task; local models answer them all. */
+function requireRemoteTask(model: ModelConfig, task: TaskName, what: string): void {
+  if (model.backend !== "hf" || servesTask(model, task)) return;
+  throw invalidRequest(
+    `The model '${model.id}' serves ${model.task}, not ${what}. Call POST /v1/tasks/${model.task} for it, or choose a ${task} model.`,
+    "model",
+    "model_not_supported",
+  );
+}
+
 function checkCommon(body: SamplingRequest): void {
   if (body.n !== undefined && body.n !== null && body.n > 1)
     throw invalidRequest(`'n' must be 1: this gateway generates one choice per request (got ${body.n}). Send separate requests for more choices.`, "n");
@@ -106,11 +128,13 @@ function checkCommon(body: SamplingRequest): void {
 
 /** The requested output limit, defaulted and capped by the model's configuration. */
 function maxTokens(requested: number | null | undefined, model: ModelConfig): number {
+  // Remote models enforce their own limits; the gateway only fills in a default.
+  if (model.backend === "hf") return requested ?? DEFAULT_REMOTE_MAX_TOKENS;
   return Math.min(requested ?? model.defaultMaxTokens, model.maxTokens);
 }
 
 function sampling(body: SamplingRequest, model: ModelConfig): JobSampling {
-  const result: JobSampling = { ...model.sampling };
+  const result: JobSampling = model.backend === "llama" ? { ...model.sampling } : {};
   if (body.temperature !== undefined && body.temperature !== null) result.temperature = body.temperature;
   if (body.top_p !== undefined && body.top_p !== null) result.topP = body.top_p;
   if (body.seed !== undefined && body.seed !== null) result.seed = body.seed;

@@ -14,7 +14,7 @@
  * `close` event, which fires when the connection closes; the request's own
  * `close` fires as soon as the body has been read, which is too early.
  */
-import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Dispatcher } from "@switchboard/queue";
 import {
@@ -28,6 +28,7 @@ import {
   type Job,
   type JobEvent,
 } from "@switchboard/protocol";
+import { SseWriter } from "./sse-writer.js";
 
 /** Turns a job's events into chunk JSON texts (see `ChatStreamEncoder`). */
 export interface StreamEncoder {
@@ -42,17 +43,27 @@ export interface EventCollector {
 
 export interface JobRunnerOptions {
   dispatcher: Dispatcher;
-  /** Called once when a client disconnected before its response ended (for metrics). */
-  onClientGone(request: FastifyRequest, reply: FastifyReply): void;
+  /** Called once when a client disconnected before its response ended. */
+  onClientGone?(request: FastifyRequest, reply: FastifyReply): void;
+  /** Watches each job's events (metrics: tokens, time to first token); told once when the job ends. */
+  observeJob?(request: FastifyRequest, job: Job): JobObserver | undefined;
+}
+
+/** Sees a job's events as the runner reads them; `end(finished)`: whether the stream ran to its end. */
+export interface JobObserver {
+  see(event: JobEvent): void;
+  end(finished: boolean): void;
 }
 
 export class JobRunner {
   readonly #dispatcher: Dispatcher;
   readonly #onClientGone: JobRunnerOptions["onClientGone"];
+  readonly #observeJob: JobRunnerOptions["observeJob"];
 
   constructor(options: JobRunnerOptions) {
     this.#dispatcher = options.dispatcher;
     this.#onClientGone = options.onClientGone;
+    this.#observeJob = options.observeJob;
   }
 
   /**
@@ -67,8 +78,12 @@ export class JobRunner {
       for (;;) {
         const result = await run.events.next();
         if (run.controller.signal.aborted) return this.#clientGone(request, reply, run);
-        if (result.done) break;
+        if (result.done) {
+          run.finished = true;
+          break;
+        }
         const event = result.value;
+        run.observer?.see(event);
         if (event.type === "error") throw GatewayError.fromPayload(event.error);
         run.started = true;
         collector.add(event);
@@ -95,13 +110,15 @@ export class JobRunner {
         return;
       }
       if (first.done) throw internalError("The model ended the request without an answer.", "empty_response");
+      run.observer?.see(first.value);
       if (first.value.type === "error") throw GatewayError.fromPayload(first.value.error);
 
       run.started = true;
       reply.hijack();
       // Headers set on the reply so far (x-request-id, CORS) plus the stream's own.
       raw.writeHead(200, { ...reply.getHeaders(), ...SSE_HEADERS } as OutgoingHttpHeaders);
-      let pending = write(raw, encoder.encode(first.value));
+      const writer = new SseWriter(raw);
+      let pending = writer.push(encoder.encode(first.value));
       for (;;) {
         if (pending !== undefined) await pending;
         let result: IteratorResult<JobEvent>;
@@ -110,25 +127,29 @@ export class JobRunner {
         } catch (error) {
           // A transport that throws instead of yielding an error event: still tell the client.
           request.log.error({ err: error }, "job event stream failed");
-          raw.end(sseError(asGatewayError(error)));
+          writer.end(sseError(asGatewayError(error)));
           return;
         }
         if (run.controller.signal.aborted || raw.destroyed) {
           this.#clientGone(request, reply, run);
           return;
         }
-        if (result.done) break;
+        if (result.done) {
+          run.finished = true;
+          break;
+        }
         const event = result.value;
+        run.observer?.see(event);
         if (event.type === "error") {
           request.log.warn({ error: event.error }, "job failed after the stream started");
-          raw.end(sseError(event.error));
+          writer.end(sseError(event.error));
           return;
         }
-        pending = write(raw, encoder.encode(event));
+        pending = writer.push(encoder.encode(event));
       }
       if (pending !== undefined) await pending;
       const last = encoder.end();
-      raw.end(last === undefined ? SSE_DONE : sseData(last) + SSE_DONE);
+      writer.end(last === undefined ? SSE_DONE : sseData(last) + SSE_DONE);
     } finally {
       run.close();
     }
@@ -142,22 +163,27 @@ export class JobRunner {
     };
     raw.on("close", onClose);
     const events = this.#dispatcher.submit(job, { signal: controller.signal })[Symbol.asyncIterator]();
-    return {
+    const observer = this.#observeJob?.(reply.request, job);
+    const run: JobRun = {
       controller,
       events,
+      observer,
       started: false,
+      finished: false,
       close() {
         raw.off("close", onClose);
+        observer?.end(run.finished);
         // Let the transport clean up a generator we stopped reading; never wait on it.
         events.return?.()?.catch(() => {});
       },
     };
+    return run;
   }
 
   #clientGone(request: FastifyRequest, reply: FastifyReply, run: JobRun): false {
     if (!reply.sent) reply.hijack();
     request.log.info({ started: run.started }, "client went away; job aborted");
-    this.#onClientGone(request, reply);
+    this.#onClientGone?.(request, reply);
     return false;
   }
 }
@@ -167,20 +193,8 @@ interface JobRun {
   events: AsyncIterator<JobEvent>;
   /** Whether an `accepted` event arrived. */
   started: boolean;
+  observer: JobObserver | undefined;
+  /** Whether the event stream ran to its end. */
+  finished: boolean;
   close(): void;
-}
-
-/** Writes one data frame; returns a promise only when the socket buffer is full. */
-function write(raw: ServerResponse, json: string | undefined): Promise<void> | undefined {
-  if (json === undefined || raw.destroyed) return undefined;
-  if (raw.write(sseData(json))) return undefined;
-  return new Promise((resolve) => {
-    const done = () => {
-      raw.off("drain", done);
-      raw.off("close", done);
-      resolve();
-    };
-    raw.on("drain", done);
-    raw.on("close", done);
-  });
 }

@@ -3,7 +3,7 @@
  * InProcessDispatcher, with a {@link ScriptedBackend} as the only engine.
  */
 import type { FastifyInstance } from "fastify";
-import { Catalog, type ModelConfig, type SwitchboardConfig } from "@switchboard/catalog";
+import { ARTIFACT_DEFAULTS, Catalog, HUGGING_FACE_DEFAULTS, type LlamaModelConfig, type ModelConfig, type SwitchboardConfig } from "@switchboard/catalog";
 import { InProcessDispatcher } from "@switchboard/queue";
 import { Registry } from "@switchboard/metrics";
 import { buildGateway } from "../src/index.js";
@@ -12,7 +12,7 @@ import { ScriptedBackend, textAnswer, type Script } from "./scripted-backend.js"
 export const TEST_MODEL = "test/tiny-chat:q8";
 export const EMBEDDING_OFF_MODEL = "no-embeddings";
 
-export function testModel(overrides: Partial<ModelConfig> = {}): ModelConfig {
+export function testModel(overrides: Partial<LlamaModelConfig> = {}): LlamaModelConfig {
   return {
     id: TEST_MODEL,
     aliases: ["tiny"],
@@ -46,6 +46,8 @@ export function testConfig(overrides: { server?: Partial<SwitchboardConfig["serv
     modelsDir: ".switchboard/models",
     defaultModel: models[0]!.id,
     models,
+    huggingface: { ...HUGGING_FACE_DEFAULTS, userUrls: { ...HUGGING_FACE_DEFAULTS.userUrls, allowList: [] } },
+    artifacts: { ...ARTIFACT_DEFAULTS },
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import type { LlamaModelConfig, SwitchboardConfig } from "@switchboard/catalog";
 import { silentLogger, type Logger } from "@switchboard/protocol";
-import { LlamaBackend, type LlamaGpu } from "./engine/index.js";
+import { LlamaBackend, type LlamaEngineMetrics, type LlamaGpu } from "./engine/index.js";
 import { checkGguf, ensureTestModel } from "./gguf/index.js";
 import { resolveModelSource, type DownloadProgress } from "./model-source/index.js";
 
@@ -18,16 +18,19 @@ export interface ConfiguredBackendOptions {
   onDownloadProgress?: (model: LlamaModelConfig, progress: DownloadProgress) => void;
   /** Base URL for `hf:` sources (a mirror); node-llama-cpp's own default otherwise. */
   huggingFaceEndpoint?: string;
+  /** Model load times (`createMetrics().llama`). */
+  metrics?: LlamaEngineMetrics;
 }
 
 export function createConfiguredLlamaBackend(config: SwitchboardConfig, options: ConfiguredBackendOptions = {}): LlamaBackend {
   const logger = options.logger ?? silentLogger;
   const wanted = options.modelIds ? new Set(options.modelIds) : undefined;
-  const models = config.models.filter((model) => model.backend === "llama" && (!wanted || wanted.has(model.id)));
+  const models = config.models.filter((model): model is LlamaModelConfig => model.backend === "llama" && (!wanted || wanted.has(model.id)));
   return new LlamaBackend({
     models,
     logger,
     gpu: options.gpu,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
     resolvePath: (model, report) =>
       resolveModelSource(model.source, {
         modelsDir: config.modelsDir,

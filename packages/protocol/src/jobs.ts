@@ -66,6 +66,13 @@ interface JobBase {
 
 export interface ChatJob extends JobBase {
   kind: "chat";
+  /**
+   * Whether the client reads the answer as a stream. The events are the same
+   * either way; with `false` an engine may produce them in one piece (a
+   * remote model: one upstream call without server-sent events). Absent:
+   * the engine chooses.
+   */
+  stream?: boolean;
   messages: JobChatMessage[];
   /** Output token limit, already defaulted and capped by the gateway. */
   maxTokens: number;
@@ -139,6 +146,11 @@ export type JobEvent =
       finishReason: FinishReason;
       /** Tokens of this choice; prompt tokens are counted once, in `accepted`. */
       completionTokens: number;
+      /**
+       * Prompt tokens, when the engine learns them only at the end (remote
+       * models report usage last): replaces the count sent in `accepted`.
+       */
+      promptTokens?: number;
     }
   /** The output of a `task` job. */
   | TaskResultEvent

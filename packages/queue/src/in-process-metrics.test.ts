@@ -77,7 +77,7 @@ describe("InProcessDispatcher queue metrics", () => {
     expect(await metrics.depth()).toEqual({});
   });
 
-  it("a job that fails after it started is failed; one whose reader stops early is cancelled", async () => {
+  it("an in-band error after the start still completes the job; a reader that stops early cancels it; a backend that throws fails it", async () => {
     const metrics = new RecordingMetrics();
     const dispatcher = new InProcessDispatcher({
       metrics,
@@ -86,13 +86,16 @@ describe("InProcessDispatcher queue metrics", () => {
           yield { type: "accepted", jobId: job.id, model: job.model, promptTokens: 3 };
           yield { type: "text-delta", index: 0, text: "a" };
           if (job.id === "fails") yield { type: "error", error: { message: "boom", type: "server_error", param: null, code: "internal_error", status: 500 } };
+          else if (job.id === "throws") throw new Error("bug");
           else yield { type: "text-delta", index: 0, text: "b" };
         }),
       ],
     });
     await readAll(dispatcher.submit(job("m", "fails")));
     for await (const event of dispatcher.submit(job("m", "stops"))) if (event.type === "text-delta") break;
-    expect(metrics.calls).toEqual(["started llama.m", "failed llama.m", "started llama.m", "cancelled llama.m"]);
+    // The transport still answers a throw with an error event.
+    expect((await readAll(dispatcher.submit(job("m", "throws")))).at(-1)?.type).toBe("error");
+    expect(metrics.calls).toEqual(["started llama.m", "completed llama.m", "started llama.m", "cancelled llama.m", "started llama.m", "failed llama.m"]);
     expect(await metrics.depth()).toEqual({});
   });
 

@@ -11,7 +11,7 @@ import {
 } from "@switchboard/protocol";
 import { HF_QUEUE, ROUTER_QUEUE, llamaQueueName } from "./bullmq/names.js";
 import type { Dispatcher, SubmitOptions } from "./dispatcher.js";
-import type { JobEventObserver, QueueJobOutcome, QueueMetrics } from "./queue-metrics.js";
+import type { QueueJobOutcome, QueueMetrics } from "./queue-metrics.js";
 
 export interface InProcessDispatcherOptions {
   backends: Backend[];
@@ -22,9 +22,15 @@ export interface InProcessDispatcherOptions {
   queueFor?: (job: Job, backend: Backend) => string;
 }
 
-/** The queue the fleet transport would put a job on. */
-const fleetQueueFor = (job: Job, backend: Backend): string =>
-  backend.name === "hf" ? HF_QUEUE : backend.name === "router" ? ROUTER_QUEUE : llamaQueueName(job.model);
+/** The queue the fleet transport would put a job on. Local queue names are kept (percent-encoding each time costs); only models a backend serves get here. */
+const localQueueNames = new Map<string, string>();
+const fleetQueueFor = (job: Job, backend: Backend): string => {
+  if (backend.name === "hf") return HF_QUEUE;
+  if (backend.name === "router") return ROUTER_QUEUE;
+  let name = localQueueNames.get(job.model);
+  if (name === undefined) localQueueNames.set(job.model, (name = llamaQueueName(job.model)));
+  return name;
+};
 
 /** The embedded default: jobs run on backends in this process, no Redis. */
 export class InProcessDispatcher implements Dispatcher {
@@ -61,16 +67,18 @@ export class InProcessDispatcher implements Dispatcher {
       const events = backend.run(job, { signal, logger });
       if (!this.#metrics) yield* events;
       else {
-        const tracker = new JobTracker(this.#metrics, this.#depthOf(this.#queueFor(job, backend)), job, backend.name);
-        let finished = false;
+        // Only the first event is looked at (when a sequence or worker took the job); the rest pass
+        // straight through, so metrics cost nothing per event.
+        const tracker = new JobTracker(this.#metrics, this.#depthOf(this.#queueFor(job, backend)), events);
+        let ended: "finished" | "stopped" | "threw" = "stopped";
         try {
-          for await (const event of events) {
-            tracker.see(event);
-            yield event;
-          }
-          finished = true;
+          yield* tracker;
+          ended = "finished";
+        } catch (error) {
+          ended = "threw";
+          throw error;
         } finally {
-          tracker.end(finished);
+          tracker.end(ended);
         }
       }
     } catch (error) {
@@ -109,45 +117,58 @@ interface QueueDepth {
 /**
  * One job on the in-process transport, for metrics: waiting until its first
  * event (the llama engine sends `accepted` once a sequence is free), active
- * until its last. An `error` first is a rejection: it never ran. The job's
- * events also go to the worker observer, when the metrics have one.
+ * until its last. An `error` first is a rejection: it never ran. It is the
+ * job's event iterator: the first `next()` is watched, later ones are the
+ * backend's own.
  */
-class JobTracker {
+class JobTracker implements AsyncIterableIterator<JobEvent> {
   readonly #metrics: QueueMetrics;
   readonly #depth: QueueDepth;
-  readonly #worker: JobEventObserver | undefined;
+  readonly #events: AsyncIterator<JobEvent>;
   readonly #submittedAt = performance.now();
   #startedAt: number | undefined;
   #waiting = true;
-  #outcome: QueueJobOutcome | undefined;
+  #rejected = false;
 
-  constructor(metrics: QueueMetrics, depth: QueueDepth, job: Job, backend: string) {
+  constructor(metrics: QueueMetrics, depth: QueueDepth, events: AsyncIterable<JobEvent>) {
     this.#metrics = metrics;
     this.#depth = depth;
-    this.#worker = metrics.observeJob?.(job, backend);
+    this.#events = events[Symbol.asyncIterator]();
     depth.waiting++;
   }
 
-  see(event: JobEvent): void {
-    this.#worker?.see(event);
-    if (this.#waiting) {
-      this.#waiting = false;
-      this.#depth.waiting--;
-      if (event.type === "error") this.#outcome = "rejected";
-      else {
-        this.#startedAt = performance.now();
-        this.#depth.active++;
-        this.#metrics.jobStarted(this.#depth.queue, (this.#startedAt - this.#submittedAt) / 1000);
-      }
-    } else if (event.type === "error") this.#outcome = "failed";
+  [Symbol.asyncIterator](): AsyncIterableIterator<JobEvent> {
+    return this;
   }
 
-  /** `finished`: the events ran to their end; otherwise the reader stopped early (the client went away). */
-  end(finished: boolean): void {
-    this.#worker?.end(finished);
+  next(): Promise<IteratorResult<JobEvent>> {
+    if (!this.#waiting) return this.#events.next();
+    return this.#events.next().then(this.#first);
+  }
+
+  return(value?: unknown): Promise<IteratorResult<JobEvent>> {
+    return this.#events.return ? this.#events.return(value) : Promise.resolve({ done: true, value: undefined });
+  }
+
+  readonly #first = (result: IteratorResult<JobEvent>): IteratorResult<JobEvent> => {
+    if (result.done) return result;
+    this.#waiting = false;
+    this.#depth.waiting--;
+    if (result.value.type === "error") this.#rejected = true;
+    else {
+      this.#startedAt = performance.now();
+      this.#depth.active++;
+      this.#metrics.jobStarted(this.#depth.queue, (this.#startedAt - this.#submittedAt) / 1000);
+    }
+    return result;
+  };
+
+  /** `finished`: the events ran to their end; `stopped`: the reader stopped early; `threw`: the backend broke. */
+  end(ended: "finished" | "stopped" | "threw"): void {
     if (this.#waiting) this.#depth.waiting--;
     else if (this.#startedAt !== undefined) this.#depth.active--;
-    const outcome = this.#outcome ?? (!finished ? "cancelled" : this.#waiting ? "failed" : "completed");
+    const outcome: QueueJobOutcome =
+      ended === "threw" ? "failed" : this.#rejected ? "rejected" : ended === "stopped" ? "cancelled" : this.#startedAt === undefined ? "failed" : "completed";
     this.#metrics.jobFinished(this.#depth.queue, outcome, this.#startedAt === undefined ? 0 : (performance.now() - this.#startedAt) / 1000);
   }
 }

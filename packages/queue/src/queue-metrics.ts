@@ -4,9 +4,13 @@
  * prom-client registry (`createMetrics().queue`), so the queue never imports
  * prom-client. Every method must be cheap and must never throw.
  */
-import type { Job, JobEvent } from "@switchboard/protocol";
-
-/** How a job left its queue. `rejected`: refused before it started (the queue or line was full). */
+/**
+ * How a job left its queue: `completed` (its events ran to their end, an
+ * in-band error included), `rejected` (its first event was an error: refused
+ * before it started, e.g. the queue or line was full), `cancelled` (the
+ * reader stopped early: the client went away), `failed` (the transport or
+ * backend broke).
+ */
 export type QueueJobOutcome = "completed" | "failed" | "cancelled" | "rejected";
 
 /** Jobs of one queue in one state, read when metrics are scraped. */
@@ -16,13 +20,6 @@ export interface QueueDepthSample {
   /** BullMQ's state names: `waiting`, `active`, `delayed`, `prioritized`, `waiting-children`, `paused`. */
   state: string;
   count: number;
-}
-
-/** Watches one job's events as a worker passes them on; told once when the job ends. */
-export interface JobEventObserver {
-  see(event: JobEvent): void;
-  /** `finished`: the events ran to their end; false when the reader stopped early or the job broke. */
-  end(finished: boolean): void;
 }
 
 export interface QueueMetrics {
@@ -40,10 +37,4 @@ export interface QueueMetrics {
    * function, for `close()`.
    */
   watchDepth(read: () => readonly QueueDepthSample[] | Promise<readonly QueueDepthSample[]>): () => void;
-  /**
-   * Optional: watches the events of a job a worker runs (worker metrics:
-   * tokens in and out, decode speed, time at the worker). Transports that
-   * read each event anyway call it instead of wrapping the backend.
-   */
-  observeJob?(job: Job, backend: string): JobEventObserver;
 }

@@ -26,6 +26,7 @@ import { planCompletion } from "./completion-job.js";
 import { planEmbedding } from "./embedding-job.js";
 import { EventChannel } from "./event-channel.js";
 import type { JobPlan } from "./job-plan.js";
+import type { LlamaEngineMetrics } from "./engine-metrics.js";
 import { ModelRuntime, safeErrorMessage, type CheckModelFile, type ResolveModelPath } from "./model-runtime.js";
 
 /** Which llama.cpp build to use: CPU only, or a GPU backend node-llama-cpp ships. */
@@ -53,6 +54,8 @@ export interface LlamaBackendOptions {
    * per sequence, and one on a GPU.
    */
   contextsPerModel?: number | "auto";
+  /** Where model load times go (`createMetrics().llama`); nothing is recorded without it. */
+  metrics?: LlamaEngineMetrics;
 }
 
 /** Seconds a client is told to wait while a model is still loading. */
@@ -84,8 +87,8 @@ export class LlamaBackend implements Backend {
     return [...this.#runtimes.values()].map((runtime) => runtime.state);
   }
 
-  /** Sequences in use and jobs waiting, per loaded model (for metrics and tests). */
-  queueStates(): { id: string; sequences: number; free: number; waiting: number }[] {
+  /** Sequences in use, jobs waiting and context tokens held, per loaded model (for metrics and tests). */
+  queueStates(): { id: string; sequences: number; free: number; waiting: number; contextTokens: number; contextCapacity: number }[] {
     return [...this.#runtimes.values()]
       .filter((runtime) => runtime.state.state === "ready")
       .map((runtime) => ({
@@ -93,6 +96,8 @@ export class LlamaBackend implements Backend {
         sequences: runtime.sequences.size,
         free: runtime.sequences.freeCount,
         waiting: runtime.sequences.waitingCount,
+        contextTokens: runtime.contextTokensInUse(),
+        contextCapacity: runtime.contextSize * runtime.sequences.size,
       }));
   }
 
@@ -181,22 +186,45 @@ export class LlamaBackend implements Backend {
     const channel = new EventChannel<JobEvent>({ coalesce: coalesceDeltas });
     const started = performance.now();
     let finishes = 0;
+    // For metrics: output tokens, and the times of the first output and the last finish.
+    const metrics = this.#options.metrics;
+    let completionTokens = 0;
+    let firstOutputAt: number | undefined;
+    let lastFinishAt: number | undefined;
+    let outcome: "completed" | "failed" | "cancelled" = "completed";
     const emit = (event: JobEvent) => {
-      if (event.type === "finish") finishes++;
+      if (event.type === "finish") {
+        finishes++;
+        completionTokens += event.completionTokens;
+        if (metrics) lastFinishAt = performance.now();
+      } else if (metrics && firstOutputAt === undefined) firstOutputAt = performance.now();
       channel.push(event);
     };
     running.done = (async () => {
       try {
         await plan.execute(slot, emit, abort.signal);
         // Stopped before every choice finished: say why (the reader may still be there, e.g. a deadline).
-        if (abort.signal.aborted && finishes < plan.choices) channel.push(errorEvent(abortError(abortCause)));
+        if (abort.signal.aborted && finishes < plan.choices) {
+          outcome = abortCause === "client" ? "cancelled" : "failed";
+          channel.push(errorEvent(abortError(abortCause)));
+        }
         logger.debug(
           { waitedMs: Math.round(waitedMs), generationMs: Math.round(performance.now() - started), aborted: abortCause },
           "job finished",
         );
       } catch (error) {
+        outcome = abort.signal.aborted && abortCause === "client" ? "cancelled" : "failed";
         channel.push(errorEvent(abort.signal.aborted ? abortError(abortCause) : this.#toGatewayError(error, logger, "generation failed")));
       } finally {
+        metrics?.jobFinished({
+          model: job.model,
+          kind: job.kind,
+          outcome,
+          promptTokens: plan.promptTokens,
+          completionTokens,
+          seconds: (performance.now() - started) / 1000,
+          ...(firstOutputAt !== undefined && lastFinishAt !== undefined ? { decodeSeconds: (lastFinishAt - firstOutputAt) / 1000 } : {}),
+        });
         channel.close();
         try {
           await plan.reset(slot);
@@ -242,7 +270,7 @@ export class LlamaBackend implements Backend {
       if (this.#closed) break;
       const setting = this.#options.contextsPerModel ?? "auto";
       const contexts = setting !== "auto" ? setting : gpu ? 1 : Math.max(1, Math.floor(availableParallelism() / Math.max(1, runtime.config.threads)));
-      await runtime.load({ llama, resolvePath: this.#options.resolvePath, checkFile: this.#options.checkFile, logger: this.#logger, gpu, contexts });
+      await runtime.load({ llama, resolvePath: this.#options.resolvePath, checkFile: this.#options.checkFile, logger: this.#logger, gpu, contexts, metrics: this.#options.metrics });
     }
   }
 

@@ -16,6 +16,7 @@ import {
 } from "node-llama-cpp";
 import type { LlamaModelConfig } from "@switchboard/catalog";
 import type { Logger, ModelState } from "@switchboard/protocol";
+import type { LlamaEngineMetrics } from "./engine-metrics.js";
 import { SlotPool } from "./slot-pool.js";
 
 /** How a backend finds a model's file; may download or generate it, reporting progress. */
@@ -36,6 +37,7 @@ export interface ModelLoadOptions {
   gpu: boolean;
   /** How many contexts the model's sequences are spread over (each decodes on its own thread). */
   contexts: number;
+  metrics?: LlamaEngineMetrics;
 }
 
 export class ModelRuntime {
@@ -45,6 +47,8 @@ export class ModelRuntime {
   #model: LlamaModel | undefined;
   #contexts: LlamaContext[] = [];
   #sequences: SlotPool<LlamaContextSequence> | undefined;
+  /** Every sequence, free or busy, for {@link contextTokensInUse}. */
+  #allSequences: LlamaContextSequence[] = [];
   #chatWrapper: ChatWrapper | undefined;
   #embedding: Promise<{ context: LlamaEmbeddingContext; pool: SlotPool<LlamaEmbeddingContext> }> | undefined;
   readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
@@ -95,6 +99,7 @@ export class ModelRuntime {
   /** Resolves, checks and loads the file; never throws (a failure becomes the `failed` state). */
   async load(options: ModelLoadOptions): Promise<void> {
     const { logger } = options;
+    let started: number | undefined;
     try {
       const path = await options.resolvePath(this.config, (state) => {
         if (this.#state.state === "ready" || this.#state.state === "failed") return;
@@ -105,7 +110,7 @@ export class ModelRuntime {
       // A GGUF with inconsistent metadata can abort the whole process inside llama.cpp: check it first.
       if (options.checkFile) await options.checkFile(path);
       this.#ensureOpen();
-      const started = performance.now();
+      started = performance.now();
       this.#llama = options.llama;
       this.#model = await options.llama.loadModel({ modelPath: path, ...(options.gpu ? {} : { gpuLayers: 0 }) });
       this.#ensureOpen();
@@ -137,7 +142,9 @@ export class ModelRuntime {
         return best;
       });
       this.#chatWrapper = resolveChatWrapper(this.#model);
+      this.#allSequences = sequences;
       this.#state = { id: this.config.id, state: "ready" };
+      options.metrics?.modelLoaded({ model: this.config.id, seconds: (performance.now() - started) / 1000, outcome: "ok" });
       logger.info(
         {
           model: this.config.id,
@@ -156,10 +163,18 @@ export class ModelRuntime {
       if (!this.#closed) {
         this.#state = { id: this.config.id, state: "failed", error: safeErrorMessage(error) };
         logger.error({ err: error, model: this.config.id }, "model failed to load");
+        if (started !== undefined) options.metrics?.modelLoaded({ model: this.config.id, seconds: (performance.now() - started) / 1000, outcome: "failed" });
       }
     } finally {
       this.#settle();
     }
+  }
+
+  /** Tokens held in the model's sequences now: the prompts and outputs of the jobs running. */
+  contextTokensInUse(): number {
+    let tokens = 0;
+    for (const sequence of this.#allSequences) if (!sequence.disposed) tokens += sequence.nextTokenIndex;
+    return tokens;
   }
 
   /** Marks the model failed without loading it (llama.cpp itself could not start). */

@@ -88,6 +88,7 @@ export class ChatStreamEncoder {
       }
       case "finish":
         this.#completionTokens += event.completionTokens;
+        if (event.promptTokens !== undefined) this.#promptTokens = event.promptTokens;
         return (
           this.#prefix +
           '{"index":' +
@@ -167,6 +168,7 @@ export class ChatCompletionAccumulator {
       case "finish":
         this.#choice(event.index).finishReason = event.finishReason;
         this.#completionTokens += event.completionTokens;
+        if (event.promptTokens !== undefined) this.#promptTokens = event.promptTokens;
         return;
       case "embeddings":
       case "error":

@@ -41,6 +41,7 @@ export class CompletionStreamEncoder {
         return this.#prefix + '{"text":' + JSON.stringify(event.text) + ',"index":' + event.index + ',"logprobs":null,"finish_reason":null}' + this.#suffix;
       case "finish":
         this.#completionTokens += event.completionTokens;
+        if (event.promptTokens !== undefined) this.#promptTokens = event.promptTokens;
         return (
           this.#prefix +
           '{"text":"","index":' +
@@ -93,6 +94,7 @@ export class CompletionAccumulator {
       case "finish":
         this.#finishReasons[event.index] = event.finishReason;
         this.#completionTokens += event.completionTokens;
+        if (event.promptTokens !== undefined) this.#promptTokens = event.promptTokens;
         return;
       default:
         return;

@@ -9,12 +9,16 @@ import { ErrorResponseSchema } from "./common-schema.js";
 import { CompletionChunkSchema, CompletionRequestSchema, CompletionResponseSchema } from "./completion-schema.js";
 import { EmbeddingRequestSchema, EmbeddingResponseSchema } from "./embedding-schema.js";
 import { ModelListSchema, ModelSchema } from "./model-schema.js";
+import { ImageGenerationRequestSchema, ImagesResponseSchema } from "./image-schema.js";
+import { SpeechRequestSchema, TranscriptionRequestSchema, TranscriptionResponseSchema, TranscriptionVerboseResponseSchema } from "./audio-schema.js";
 
 export * from "./common-schema.js";
 export * from "./chat-completion-schema.js";
 export * from "./completion-schema.js";
 export * from "./embedding-schema.js";
 export * from "./model-schema.js";
+export * from "./image-schema.js";
+export * from "./audio-schema.js";
 export * from "./sse.js";
 export * from "./encoding-common.js";
 export * from "./chat-encoding.js";
@@ -38,4 +42,10 @@ export const openAISchemas = [
   EmbeddingResponseSchema,
   ModelSchema,
   ModelListSchema,
+  ImageGenerationRequestSchema,
+  ImagesResponseSchema,
+  SpeechRequestSchema,
+  TranscriptionRequestSchema,
+  TranscriptionResponseSchema,
+  TranscriptionVerboseResponseSchema,
 ] as const;

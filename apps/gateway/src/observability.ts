@@ -1,0 +1,87 @@
+/**
+ * The gateway's metrics hooks: requests in flight, requests by route
+ * template, model and status with their duration, rejections by reason, and
+ * per job the time to first token, time per output token and tokens in and
+ * out (see `docs/metrics.md`).
+ *
+ * A request is counted when its response closes: ended responses with their
+ * status, responses the client abandoned as 499. The 'close' event fires in
+ * both cases, so nothing is counted twice and in-flight never leaks.
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { SwitchboardMetrics } from "@switchboard/metrics";
+import type { Job } from "@switchboard/protocol";
+import type { JobObserver } from "./job-runner.js";
+import type { GatewayCatalog } from "./openai-routes.js";
+
+/** Status recorded for a response the client abandoned before it ended (nginx's convention). */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/** What the hooks keep per request. */
+export interface RequestObservation {
+  /** `performance.now()` when the request arrived. */
+  startedAt: number;
+  /** Catalog id of the job's model, once a job was built. */
+  model: string | undefined;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Metrics state of the request; null when metrics are off. */
+    observation: RequestObservation | null;
+  }
+}
+
+export interface ObservabilityOptions {
+  metrics: SwitchboardMetrics;
+  catalog: GatewayCatalog;
+  /** Record request and job metrics (default true); off, `/metrics` still serves process metrics. */
+  enabled?: boolean;
+}
+
+/** Starts watching one job's events for metrics (given to the JobRunner). */
+export type ObserveJob = (request: FastifyRequest, job: Job) => JobObserver | undefined;
+
+/**
+ * Installs the hooks. Call before any other onRequest hook, so requests
+ * refused there (401, shutting down) are counted too. Returns the job
+ * observer for the JobRunner, or undefined when metrics are off.
+ */
+export function installObservability(app: FastifyInstance, options: ObservabilityOptions): ObserveJob | undefined {
+  app.decorateRequest("observation", null);
+  if (options.enabled === false) return undefined;
+  const { catalog } = options;
+  const gateway = options.metrics.gateway;
+
+  /** The model a request named: its job's, else the body's `model` resolved through the catalog. */
+  const modelOf = (request: FastifyRequest, observation: RequestObservation): string | undefined => {
+    if (observation.model !== undefined) return observation.model;
+    const named = (request.body as { model?: unknown } | undefined)?.model;
+    if (typeof named !== "string") return undefined;
+    return catalog.resolve(named)?.id ?? named;
+  };
+
+  app.addHook("onRequest", (request, reply, done) => {
+    const observation: RequestObservation = { startedAt: performance.now(), model: undefined };
+    request.observation = observation;
+    gateway.requestStarted();
+    // Fires once, after the response ended or the client went away; the response is not reused.
+    reply.raw.on("close", () => {
+      gateway.requestFinished({
+        route: request.is404 ? undefined : request.routeOptions.url,
+        method: request.method,
+        status: reply.raw.writableEnded ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST,
+        model: modelOf(request, observation),
+        seconds: (performance.now() - observation.startedAt) / 1000,
+      });
+    });
+    done();
+  });
+
+  return (request, job) => {
+    const observation = request.observation;
+    if (!observation) return undefined;
+    observation.model = job.model;
+    return gateway.startJob(job, observation.startedAt);
+  };
+}

@@ -1,0 +1,267 @@
+/**
+ * What metrics cost: requests/s and p99 latency of the gateway with metrics
+ * recording on vs off, interleaved in one run, with the spread across rounds.
+ *
+ *   pnpm bench:metrics [--rounds 8] [--seconds 3] [--connections 16] [--workloads scripted,scripted-stream,tiny] [--aa]
+ *
+ * `--aa` runs both sides with metrics off: the "cost" it reports is the
+ * noise floor of this machine, to read the real figures against.
+ *
+ * Each side is its own child process, alive for the whole run; rounds
+ * alternate which side goes first. "On" is the full composition: the
+ * gateway's request and job hooks, the in-process transport's queue metrics
+ * and worker metrics (tokens, decode speed), all on one registry. "Off" builds
+ * the same app with `recordMetrics: false` (`/metrics` still serves process
+ * metrics). Workloads:
+ *
+ * - `scripted`: non-streamed chat answered by a scripted in-process backend
+ *   (16 text deltas, no model), so the gateway's own cost dominates;
+ * - `scripted-stream`: the same, streamed as SSE (one frame per delta);
+ * - `tiny`: non-streamed chat on the generated tiny GGUF (max_tokens 16),
+ *   where the model dominates.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseConfig } from "../packages/catalog/src/index.js";
+import type { Backend, Job, JobContext, JobEvent, ModelState } from "../packages/protocol/src/index.js";
+
+type Side = "on" | "off";
+type Workload = "scripted" | "scripted-stream" | "tiny";
+
+const args = new Map<string, string>();
+for (let index = 2; index < process.argv.length; index++) {
+  const name = process.argv[index]!.replace(/^--/, "");
+  const value = process.argv[index + 1];
+  // A flag without a value (`--aa`) is followed by another flag or nothing.
+  if (value === undefined || value.startsWith("--")) args.set(name, "");
+  else args.set(name, process.argv[++index]!);
+}
+
+const SCRIPTED_MODEL = "bench/scripted";
+const TINY_MODEL = "bench-tiny";
+const DELTAS = 16;
+
+/** A backend that answers every chat at once: accepted, 16 deltas, finish. No model. */
+class ScriptedBackend implements Backend {
+  readonly name = "llama";
+  models(): string[] {
+    return [SCRIPTED_MODEL];
+  }
+  modelStates(): ModelState[] {
+    return [{ id: SCRIPTED_MODEL, state: "ready" }];
+  }
+  async *run(job: Job, _context: JobContext): AsyncIterable<JobEvent> {
+    yield { type: "accepted", jobId: job.id, model: job.model, promptTokens: 9 };
+    for (let index = 0; index < DELTAS; index++) yield { type: "text-delta", index: 0, text: "word " };
+    yield { type: "finish", index: 0, finishReason: "stop", completionTokens: DELTAS };
+  }
+  async close(): Promise<void> {}
+}
+
+/** Child mode: serve one side of one workload, print the port, run until killed. */
+async function serve(workload: Workload, side: Side): Promise<void> {
+  const record = side === "on";
+  const modelsDir = mkdtempSync(join(tmpdir(), "switchboard-bench-metrics-"));
+  if (workload === "tiny") {
+    const { createEmbeddedServer } = await import("../apps/embedded/src/embedded.js");
+    const config = parseConfig(
+      { server: { logLevel: "silent" }, modelsDir, models: [{ id: TINY_MODEL, backend: "llama", source: "generated:tiny", contextSize: 1024, sequences: 4, maxWaiting: 256 }] },
+      { env: {}, baseDir: modelsDir },
+    );
+    const server = await createEmbeddedServer({ config, recordMetrics: record });
+    await server.backend.whenReady(TINY_MODEL);
+    const address = await server.app.listen({ port: 0, host: "127.0.0.1" });
+    process.stdout.write(`PORT ${new URL(address).port}\n`);
+    return;
+  }
+  const { buildGateway } = await import("../apps/gateway/src/index.js");
+  const { Catalog } = await import("../packages/catalog/src/index.js");
+  const { InProcessDispatcher } = await import("../packages/queue/src/index.js");
+  const { createMetrics } = await import("../packages/metrics/src/index.js");
+  const config = parseConfig(
+    { server: { logLevel: "silent" }, modelsDir, models: [{ id: SCRIPTED_MODEL, backend: "llama", source: "generated:tiny", contextSize: 1024 }] },
+    { env: {}, baseDir: modelsDir },
+  );
+  const metrics = createMetrics({ models: config.models });
+  const backend: Backend = new ScriptedBackend();
+  const dispatcher = new InProcessDispatcher({ backends: [backend], ...(record ? { metrics: metrics.queue } : {}) });
+  const app = await buildGateway({ config, catalog: new Catalog(config), dispatcher, metrics, recordMetrics: record });
+  const address = await app.listen({ port: 0, host: "127.0.0.1" });
+  process.stdout.write(`PORT ${new URL(address).port}\n`);
+}
+
+interface Server {
+  port: number;
+  child: ChildProcess;
+}
+
+function startServer(workload: Workload, side: Side): Promise<Server> {
+  // An A/A run: the "on" side records nothing either.
+  const served = args.has("aa") ? "off" : side;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", import.meta.filename, "--serve", `${workload}:${served}`], { stdio: ["ignore", "pipe", "inherit"] });
+    child.stdout!.setEncoding("utf8");
+    let output = "";
+    child.stdout!.on("data", (chunk: string) => {
+      output += chunk;
+      const match = /PORT (\d+)/.exec(output);
+      if (match) resolve({ port: Number(match[1]), child });
+    });
+    child.once("exit", (code) => reject(new Error(`${workload}:${side} server exited with ${code}`)));
+  });
+}
+
+interface RoundResult {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** CPU time of the server process per request, microseconds: steadier than throughput on a shared machine. */
+  cpuMicrosPerRequest: number;
+  errors: number;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // utime and stime are fields 14 and 15 of the line, 12 and 13 after "pid (comm) ".
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** `connections` closed loops of requests for `seconds`, over keep-alive sockets. */
+async function load(server: Server, workload: Workload, seconds: number, connections: number): Promise<RoundResult> {
+  const port = server.port;
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const body = JSON.stringify({
+    model: workload === "tiny" ? TINY_MODEL : SCRIPTED_MODEL,
+    messages: [{ role: "user", content: "How does a switchboard work?" }],
+    max_tokens: 16,
+    ...(workload === "scripted-stream" ? { stream: true } : {}),
+  });
+  const latencies: number[] = [];
+  let errors = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const started = performance.now();
+      const outgoing = httpRequest({ host: "127.0.0.1", port, path: "/v1/chat/completions", method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (incoming) => {
+        incoming.on("data", () => {});
+        incoming.on("end", () => {
+          if (incoming.statusCode === 200) latencies.push(performance.now() - started);
+          else errors++;
+          resolve();
+        });
+      });
+      outgoing.on("error", () => {
+        errors++;
+        resolve();
+      });
+      outgoing.end(body);
+    });
+  const started = performance.now();
+  const cpuBefore = cpuSeconds(server.child.pid!);
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < deadline) await one();
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  const cpu = cpuSeconds(server.child.pid!) - cpuBefore;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return {
+    requestsPerSecond: latencies.length / elapsed,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    cpuMicrosPerRequest: (cpu * 1e6) / Math.max(1, latencies.length),
+    errors,
+  };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
+async function measure(workload: Workload, rounds: number, seconds: number, connections: number) {
+  const servers = { on: await startServer(workload, "on"), off: await startServer(workload, "off") };
+  try {
+    for (const side of ["on", "off"] as const) await load(servers[side], workload, Math.min(2, seconds), connections); // warm-up (JIT, pools)
+    const results: Record<Side, RoundResult[]> = { on: [], off: [] };
+    for (let round = 0; round < rounds; round++) {
+      const order: Side[] = round % 2 === 0 ? ["on", "off"] : ["off", "on"];
+      for (const side of order) {
+        results[side].push(await load(servers[side], workload, seconds, connections));
+        await sleep(200);
+      }
+    }
+    const summary = (side: Side) => {
+      const rps = results[side].map((result) => result.requestsPerSecond);
+      const p99 = results[side].map((result) => result.p99Ms);
+      return {
+        requestsPerSecond: { median: median(rps), min: Math.min(...rps), max: Math.max(...rps) },
+        p50Ms: median(results[side].map((result) => result.p50Ms)),
+        p99Ms: { median: median(p99), min: Math.min(...p99), max: Math.max(...p99) },
+        cpuMicrosPerRequest: median(results[side].map((result) => result.cpuMicrosPerRequest)),
+        errors: results[side].reduce((sum, result) => sum + result.errors, 0),
+      };
+    };
+    const on = summary("on");
+    const off = summary("off");
+    // Paired by round (each round runs both sides back to back): the per-round difference and its spread.
+    const paired = results.on.map((result, index) => 1 - result.requestsPerSecond / results.off[index]!.requestsPerSecond);
+    return {
+      workload,
+      rounds,
+      seconds,
+      connections,
+      on,
+      off,
+      throughputCostPercent: {
+        median: 100 * (1 - on.requestsPerSecond.median / off.requestsPerSecond.median),
+        pairedMedian: 100 * median(paired),
+        pairedMin: 100 * Math.min(...paired),
+        pairedMax: 100 * Math.max(...paired),
+      },
+      p99CostPercent: 100 * (on.p99Ms.median / off.p99Ms.median - 1),
+      cpuCostPercent: 100 * (on.cpuMicrosPerRequest / off.cpuMicrosPerRequest - 1),
+    };
+  } finally {
+    for (const server of Object.values(servers)) server.child.kill("SIGKILL");
+  }
+}
+
+const serveArgument = args.get("serve");
+if (serveArgument) {
+  const [workload, side] = serveArgument.split(":") as [Workload, Side];
+  // Exit cleanly on SIGTERM, so `--cpu-prof` can write its profile.
+  process.once("SIGTERM", () => process.exit(0));
+  await serve(workload, side);
+} else {
+  if (args.has("aa")) console.log("A/A run: both sides have metrics off; the differences below are noise.");
+  const rounds = Number(args.get("rounds") ?? 8);
+  const seconds = Number(args.get("seconds") ?? 3);
+  const connections = Number(args.get("connections") ?? 16);
+  const workloads = (args.get("workloads") ?? "scripted,scripted-stream,tiny").split(",") as Workload[];
+  const report = [];
+  for (const workload of workloads) {
+    const result = await measure(workload, rounds, seconds, workload === "tiny" ? Math.min(connections, 4) : connections);
+    report.push(result);
+    const fmt = (value: number) => value.toFixed(value >= 100 ? 0 : 2);
+    console.log(
+      `${workload}: on ${fmt(result.on.requestsPerSecond.median)} req/s (${fmt(result.on.requestsPerSecond.min)}-${fmt(result.on.requestsPerSecond.max)}), p99 ${fmt(result.on.p99Ms.median)} ms | ` +
+        `off ${fmt(result.off.requestsPerSecond.median)} req/s (${fmt(result.off.requestsPerSecond.min)}-${fmt(result.off.requestsPerSecond.max)}), p99 ${fmt(result.off.p99Ms.median)} ms | ` +
+        `cost ${result.throughputCostPercent.median.toFixed(1)}% throughput (paired rounds: median ${result.throughputCostPercent.pairedMedian.toFixed(1)}%, ${result.throughputCostPercent.pairedMin.toFixed(1)}..${result.throughputCostPercent.pairedMax.toFixed(1)}%), ${result.p99CostPercent.toFixed(1)}% p99, CPU/request ${fmt(result.on.cpuMicrosPerRequest)} vs ${fmt(result.off.cpuMicrosPerRequest)} us (${result.cpuCostPercent.toFixed(1)}%)`,
+    );
+  }
+  console.log(JSON.stringify({ node: process.version, report }, null, 2));
+}

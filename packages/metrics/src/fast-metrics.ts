@@ -1,0 +1,231 @@
+/**
+ * Counters, histograms and a gauge for the per-request hot path, registered
+ * on a prom-client `Registry` like any prom-client metric (the registry
+ * renders them; `registry.metrics()` and `getMetricsAsJSON()` see no
+ * difference).
+ *
+ * Why not prom-client's own: every `inc(labels)` / `observe(labels, v)`
+ * there validates the label names, rebuilds a key from the label object and
+ * scans the buckets, about 1-2 us each; a request records a dozen of them.
+ * Here a caller takes a series once per label combination (`series(...)`,
+ * cached) and then `inc` / `observe` are a few array operations. Label
+ * values must already be bounded (see `LabelPolicy`); the cache is keyed by
+ * them.
+ */
+import type { Registry } from "prom-client";
+
+type Values = { labels: Record<string, string | number>; value: number; metricName?: string }[];
+
+/** What prom-client's Registry reads from a metric. */
+interface RegisteredMetric {
+  name: string;
+  help: string;
+  type: "counter" | "gauge" | "histogram";
+  aggregator: "sum";
+  get(): Promise<{ name: string; help: string; type: string; values: Values; aggregator: "sum" }>;
+  reset(): void;
+}
+
+export interface FastMetricOptions<L extends string> {
+  name: string;
+  help: string;
+  labelNames?: readonly L[];
+  registers: Registry[];
+}
+
+const SEPARATOR = "\u0001";
+
+abstract class LabelledMetric<L extends string, S extends { labels: Record<string, string> }> implements RegisteredMetric {
+  readonly name: string;
+  readonly help: string;
+  abstract readonly type: "counter" | "gauge" | "histogram";
+  readonly aggregator = "sum" as const;
+  readonly labelNames: readonly L[];
+  protected readonly all = new Map<string, S>();
+
+  constructor(options: FastMetricOptions<L>) {
+    this.name = options.name;
+    this.help = options.help;
+    this.labelNames = options.labelNames ?? [];
+    for (const registry of options.registers) registry.registerMetric(this as never);
+  }
+
+  protected abstract create(labels: Record<string, string>): S;
+
+  /** The series of these label values, in `labelNames` order (made on first use, then cached). */
+  series(...values: string[]): S {
+    const key = values.length === 1 ? values[0]! : values.join(SEPARATOR);
+    let series = this.all.get(key);
+    if (series === undefined) {
+      if (values.length !== this.labelNames.length) throw new Error(`${this.name} takes ${this.labelNames.length} label values, got ${values.length}`);
+      const labels: Record<string, string> = {};
+      this.labelNames.forEach((name, index) => (labels[name] = values[index]!));
+      series = this.create(labels);
+      this.all.set(key, series);
+    }
+    return series;
+  }
+
+  /** The series of a label object (slower than {@link series}; for tests and occasional use). */
+  protected seriesOf(labels: Partial<Record<L, string>> = {}): S {
+    return this.series(...this.labelNames.map((name) => String(labels[name] ?? "")));
+  }
+
+  reset(): void {
+    this.all.clear();
+  }
+
+  abstract get(): Promise<{ name: string; help: string; type: string; values: Values; aggregator: "sum" }>;
+}
+
+export class CounterSeries {
+  value = 0;
+  constructor(readonly labels: Record<string, string>) {}
+  inc(amount = 1): void {
+    this.value += amount;
+  }
+}
+
+export class FastCounter<L extends string = string> extends LabelledMetric<L, CounterSeries> {
+  readonly type = "counter" as const;
+
+  protected create(labels: Record<string, string>): CounterSeries {
+    return new CounterSeries(labels);
+  }
+
+  inc(labels?: Partial<Record<L, string>>, amount = 1): void {
+    this.seriesOf(labels).inc(amount);
+  }
+
+  async get() {
+    const values: Values = [];
+    for (const series of this.all.values()) values.push({ labels: series.labels, value: series.value });
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+}
+
+export class GaugeSeries {
+  value = 0;
+  constructor(readonly labels: Record<string, string>) {}
+  inc(amount = 1): void {
+    this.value += amount;
+  }
+  dec(amount = 1): void {
+    this.value -= amount;
+  }
+  set(value: number): void {
+    this.value = value;
+  }
+}
+
+export class FastGauge<L extends string = string> extends LabelledMetric<L, GaugeSeries> {
+  readonly type = "gauge" as const;
+
+  constructor(options: FastMetricOptions<L>) {
+    super(options);
+    // An unlabelled gauge always reports, 0 included.
+    if (this.labelNames.length === 0) this.series();
+  }
+
+  protected create(labels: Record<string, string>): GaugeSeries {
+    return new GaugeSeries(labels);
+  }
+
+  override reset(): void {
+    for (const series of this.all.values()) series.set(0);
+  }
+
+  async get() {
+    const values: Values = [];
+    for (const series of this.all.values()) values.push({ labels: series.labels, value: series.value });
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+}
+
+export class HistogramSeries {
+  sum = 0;
+  count = 0;
+  /** Observations per bucket (not cumulative); the last is +Inf. */
+  readonly counts: Float64Array;
+  constructor(
+    readonly labels: Record<string, string>,
+    private readonly bounds: readonly number[],
+  ) {
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+  observe(value: number): void {
+    if (!Number.isFinite(value)) return;
+    const bounds = this.bounds;
+    let index = 0;
+    while (index < bounds.length && value > bounds[index]!) index++;
+    this.counts[index]! += 1;
+    this.sum += value;
+    this.count += 1;
+  }
+}
+
+export class FastHistogram<L extends string = string> extends LabelledMetric<L, HistogramSeries> {
+  readonly type = "histogram" as const;
+  readonly buckets: readonly number[];
+
+  constructor(options: FastMetricOptions<L> & { buckets: readonly number[] }) {
+    super(options);
+    this.buckets = [...options.buckets].sort((a, b) => a - b);
+  }
+
+  protected create(labels: Record<string, string>): HistogramSeries {
+    return new HistogramSeries(labels, this.buckets);
+  }
+
+  observe(labels: Partial<Record<L, string>>, value: number): void {
+    this.seriesOf(labels).observe(value);
+  }
+
+  async get() {
+    const values: Values = [];
+    for (const series of this.all.values()) {
+      let cumulative = 0;
+      for (let index = 0; index <= this.buckets.length; index++) {
+        cumulative += series.counts[index]!;
+        const le = index < this.buckets.length ? this.buckets[index]! : "+Inf";
+        // `le` first, as prom-client writes it.
+        values.push({ labels: { le, ...series.labels }, value: cumulative, metricName: `${this.name}_bucket` });
+      }
+      values.push({ labels: series.labels, value: series.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: series.labels, value: series.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+}
+
+/**
+ * A cache keyed by two to four strings without building a joined key (no
+ * allocation per lookup): nested maps, one level per key part.
+ */
+export class KeyedCache<T> {
+  readonly #root = new Map<string, any>();
+
+  #level(map: Map<string, any>, key: string): Map<string, any> {
+    let next = map.get(key);
+    if (next === undefined) map.set(key, (next = new Map()));
+    return next;
+  }
+
+  #leaf(map: Map<string, any>, key: string, make: () => T): T {
+    let value = map.get(key) as T | undefined;
+    if (value === undefined) map.set(key, (value = make()));
+    return value;
+  }
+
+  get2(a: string, b: string, make: () => T): T {
+    return this.#leaf(this.#level(this.#root, a), b, make);
+  }
+
+  get3(a: string, b: string, c: string, make: () => T): T {
+    return this.#leaf(this.#level(this.#level(this.#root, a), b), c, make);
+  }
+
+  get4(a: string, b: string, c: string, d: string, make: () => T): T {
+    return this.#leaf(this.#level(this.#level(this.#level(this.#root, a), b), c), d, make);
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * The gateway's metrics: HTTP traffic (OpenTelemetry `http.server.*`) and
+ * the generative-AI view of the jobs behind it (`gen_ai.server.*`,
+ * `gen_ai.client.token.usage`). Recorded through {@link GatewayRecorder},
+ * whose methods take raw values and fold them into bounded labels. Series
+ * are looked up once per label combination and cached, so a request costs a
+ * few map lookups and additions (see `fast-metrics.ts`).
+ */
+import type { Registry } from "prom-client";
+import type { JobEvent } from "@switchboard/protocol";
+import { GENAI_DURATION_BUCKETS, HTTP_DURATION_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS } from "./buckets.js";
+import { FastCounter, FastGauge, FastHistogram, KeyedCache, type CounterSeries, type GaugeSeries, type HistogramSeries } from "./fast-metrics.js";
+import { GenerationTimer, tapEvents, type JobObserver } from "./generation-timer.js";
+import { CappedValues, foldMethod, foldStatus, UNMATCHED_ROUTE } from "./labels.js";
+import type { LabelPolicy } from "./label-policy.js";
+
+/** The label values of one HTTP request, bounded by construction. */
+export type HttpRequestLabels = {
+  /** Route template (`/v1/models/*`), never the raw URL; unknown routes share one value. */
+  route: string;
+  method: string;
+  /** Status code as text; `499` when the client went away before the response ended. */
+  status: string;
+  /** Catalog id of the model the request named; `none` when it named none, `other` when unknown. */
+  model: string;
+};
+
+/** Why the gateway refused a request, by status code. */
+export const REJECTION_REASONS: Readonly<Record<number, string>> = Object.freeze({
+  401: "unauthorized",
+  413: "payload_too_large",
+  429: "rate_limited",
+  503: "unavailable",
+});
+
+/** One HTTP request as the gateway saw it, before folding. */
+export interface FinishedRequest {
+  /** Route template, or undefined when no route matched. */
+  route: string | undefined;
+  method: string;
+  status: number;
+  /** Catalog id (aliases resolved) or the raw name the client sent. */
+  model: string | undefined;
+  seconds: number;
+}
+
+/** A job as the gateway metrics need it. */
+export interface ObservedJob {
+  model: string;
+  kind: string;
+}
+
+/** Distinct route templates kept before new ones fold into `other` (the route table is far smaller). */
+const ROUTE_LIMIT = 200;
+
+/** The series one kind of HTTP request records into. */
+interface RequestSeries {
+  requests: CounterSeries;
+  duration: HistogramSeries;
+  rejection: CounterSeries | undefined;
+}
+
+/** The series the jobs of one model, backend and kind record into. */
+interface JobSeries {
+  completed: HistogramSeries;
+  failed: HistogramSeries;
+  cancelled: HistogramSeries;
+  ttft: HistogramSeries;
+  tpot: HistogramSeries;
+  input: CounterSeries;
+  output: CounterSeries;
+}
+
+/** One job, watched from the gateway: the request's start is the clock's zero. */
+class GatewayJobObservation extends GenerationTimer implements JobObserver {
+  readonly #series: JobSeries;
+  #ended = false;
+
+  constructor(series: JobSeries, requestStartedAt: number) {
+    super(requestStartedAt);
+    this.#series = series;
+  }
+
+  end(finished: boolean): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    // A job refused before it started is a rejection (counted from the HTTP status), not a job.
+    if (!this.accepted) return;
+    const series = this.#series;
+    const outcome = this.outcome(finished);
+    // From the request's arrival: the job is built and submitted microseconds later.
+    series[outcome].observe((performance.now() - this.startedAt) / 1000);
+    const ttft = this.timeToFirstOutput();
+    if (ttft !== undefined) series.ttft.observe(ttft);
+    const tpot = this.timePerOutputToken();
+    if (tpot !== undefined) series.tpot.observe(tpot);
+    if (this.promptTokens > 0) series.input.inc(this.promptTokens);
+    if (this.completionTokens > 0) series.output.inc(this.completionTokens);
+  }
+}
+
+export class GatewayRecorder {
+  readonly requests: FastCounter<keyof HttpRequestLabels>;
+  readonly duration: FastHistogram<keyof HttpRequestLabels>;
+  readonly inFlight: FastGauge;
+  readonly rejections: FastCounter<"reason" | "model">;
+  readonly jobDuration: FastHistogram<"model" | "backend" | "kind" | "outcome">;
+  readonly timeToFirstToken: FastHistogram<"model" | "backend" | "kind">;
+  readonly timePerOutputToken: FastHistogram<"model" | "backend" | "kind">;
+  readonly tokens: FastCounter<"model" | "backend" | "type">;
+  readonly #labels: LabelPolicy;
+  readonly #routes = new CappedValues(ROUTE_LIMIT);
+  readonly #inFlight: GaugeSeries;
+  readonly #requestSeries = new KeyedCache<RequestSeries>();
+  readonly #jobSeries = new KeyedCache<JobSeries>();
+
+  constructor(registry: Registry, labels: LabelPolicy) {
+    this.#labels = labels;
+    const registers = [registry];
+    const httpLabels = ["route", "method", "status", "model"] as const;
+    this.requests = new FastCounter({
+      name: "switchboard_http_requests_total",
+      help: "HTTP requests answered, by route template, method, status code and model (499: the client went away first).",
+      labelNames: httpLabels,
+      registers,
+    });
+    this.duration = new FastHistogram({
+      name: "switchboard_http_request_duration_seconds",
+      help: "Time from receiving an HTTP request to the end of its response (the whole stream for SSE), in seconds.",
+      labelNames: httpLabels,
+      buckets: HTTP_DURATION_BUCKETS,
+      registers,
+    });
+    this.inFlight = new FastGauge({
+      name: "switchboard_http_requests_in_flight",
+      help: "HTTP requests received whose response has not ended yet.",
+      registers,
+    });
+    this.#inFlight = this.inFlight.series();
+    this.rejections = new FastCounter({
+      name: "switchboard_gateway_rejections_total",
+      help: "Requests refused before any work was done for them: unauthorized (401), payload_too_large (413), rate_limited (429), unavailable (503).",
+      labelNames: ["reason", "model"],
+      registers,
+    });
+    const jobLabels = ["model", "backend", "kind"] as const;
+    this.jobDuration = new FastHistogram({
+      name: "switchboard_gateway_job_duration_seconds",
+      help: "Time from submitting a job to its last event, as the gateway saw it, by model, backend, job kind and outcome (gen_ai.server.request.duration).",
+      labelNames: [...jobLabels, "outcome"],
+      buckets: GENAI_DURATION_BUCKETS,
+      registers,
+    });
+    this.timeToFirstToken = new FastHistogram({
+      name: "switchboard_gateway_time_to_first_token_seconds",
+      help: "Time from receiving the request to the first output of its job (gen_ai.server.time_to_first_token).",
+      labelNames: jobLabels,
+      buckets: TTFT_BUCKETS,
+      registers,
+    });
+    this.timePerOutputToken = new FastHistogram({
+      name: "switchboard_gateway_time_per_output_token_seconds",
+      help: "Time per output token after the first, per job (gen_ai.server.time_per_output_token).",
+      labelNames: jobLabels,
+      buckets: TPOT_BUCKETS,
+      registers,
+    });
+    this.tokens = new FastCounter({
+      name: "switchboard_gateway_tokens_total",
+      help: "Tokens counted by the gateway, by model, backend and type (input: prompt, output: completion) (gen_ai.client.token.usage).",
+      labelNames: ["model", "backend", "type"],
+      registers,
+    });
+  }
+
+  requestStarted(): void {
+    this.#inFlight.inc();
+  }
+
+  requestFinished(request: FinishedRequest): void {
+    this.#inFlight.dec();
+    const route = request.route === undefined ? UNMATCHED_ROUTE : this.#routes.fold(request.route);
+    const method = foldMethod(request.method);
+    const status = foldStatus(request.status);
+    const model = this.#labels.model(request.model);
+    const series = this.#requestSeries.get4(route, method, status, model, () => {
+      const reason = REJECTION_REASONS[request.status];
+      return {
+        requests: this.requests.series(route, method, status, model),
+        duration: this.duration.series(route, method, status, model),
+        rejection: reason === undefined ? undefined : this.rejections.series(reason, model),
+      };
+    });
+    series.requests.inc();
+    series.duration.observe(request.seconds);
+    series.rejection?.inc();
+  }
+
+  /**
+   * Starts watching one job: input and output tokens, time to first token
+   * (from `requestStartedAt`, a `performance.now()` value), time per output
+   * token, and the job's duration and outcome when `end` is called.
+   */
+  startJob(job: ObservedJob, requestStartedAt: number): JobObserver {
+    return new GatewayJobObservation(this.#seriesOf(job), requestStartedAt);
+  }
+
+  /** The same, as a wrapper around the job's event iterator (for callers that cannot call `see`). */
+  observeJob(job: ObservedJob, requestStartedAt: number, events: AsyncIterator<JobEvent>): AsyncIterator<JobEvent> {
+    const observation = this.startJob(job, requestStartedAt);
+    return tapEvents(
+      events,
+      (event) => observation.see(event),
+      (how) => observation.end(how === "done"),
+    );
+  }
+
+  #seriesOf(job: ObservedJob): JobSeries {
+    const model = this.#labels.model(job.model);
+    const kind = this.#labels.kind(job.kind);
+    return this.#jobSeries.get2(model, kind, () => {
+      const backend = this.#labels.backendOfModel(job.model);
+      return {
+        completed: this.jobDuration.series(model, backend, kind, "completed"),
+        failed: this.jobDuration.series(model, backend, kind, "failed"),
+        cancelled: this.jobDuration.series(model, backend, kind, "cancelled"),
+        ttft: this.timeToFirstToken.series(model, backend, kind),
+        tpot: this.timePerOutputToken.series(model, backend, kind),
+        input: this.tokens.series(model, backend, "input"),
+        output: this.tokens.series(model, backend, "output"),
+      };
+    });
+  }
+}
