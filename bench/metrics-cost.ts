@@ -88,8 +88,9 @@ async function serve(workload: Workload, side: Side): Promise<void> {
   );
   const metrics = createMetrics({ models: config.models });
   const backend: Backend = new ScriptedBackend();
-  const dispatcher = new InProcessDispatcher({ backends: [backend], ...(record ? { metrics: metrics.queue } : {}) });
-  const app = await buildGateway({ config, catalog: new Catalog(config), dispatcher, metrics, recordMetrics: record });
+  const part = process.env.BENCH_PART ?? "all";
+  const dispatcher = new InProcessDispatcher({ backends: [backend], ...(record && part !== "gateway" ? { metrics: metrics.queue } : {}) });
+  const app = await buildGateway({ config, catalog: new Catalog(config), dispatcher, metrics, recordMetrics: record && part !== "queue" });
   const address = await app.listen({ port: 0, host: "127.0.0.1" });
   process.stdout.write(`PORT ${new URL(address).port}\n`);
 }
