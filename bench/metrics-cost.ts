@@ -88,9 +88,8 @@ async function serve(workload: Workload, side: Side): Promise<void> {
   );
   const metrics = createMetrics({ models: config.models });
   const backend: Backend = new ScriptedBackend();
-  const part = process.env.BENCH_PART ?? "all";
-  const dispatcher = new InProcessDispatcher({ backends: [backend], ...(record && part !== "gateway" ? { metrics: metrics.queue } : {}) });
-  const app = await buildGateway({ config, catalog: new Catalog(config), dispatcher, metrics, recordMetrics: record && part !== "queue" });
+  const dispatcher = new InProcessDispatcher({ backends: [backend], ...(record ? { metrics: metrics.queue } : {}) });
+  const app = await buildGateway({ config, catalog: new Catalog(config), dispatcher, metrics, recordMetrics: record });
   const address = await app.listen({ port: 0, host: "127.0.0.1" });
   process.stdout.write(`PORT ${new URL(address).port}\n`);
 }
