@@ -102,6 +102,19 @@ describe("docker-compose.yml", () => {
     }
   });
 
+  it("wires Prometheus and Grafana to provisioning files that exist", () => {
+    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(["prometheus", "grafana"]));
+    for (const name of ["prometheus", "grafana"]) {
+      for (const volume of compose.services[name]!.volumes ?? []) {
+        const [source] = volume.split(":");
+        if (source!.startsWith(".")) expect(existsSync(join(root, source!)), `${name}: ${source}`).toBe(true);
+        else expect(compose.volumes?.[source!], `${name}: named volume ${source}`).toBeDefined();
+      }
+    }
+    const scraped = readFileSync(join(root, "deploy/prometheus/prometheus.yml"), "utf8");
+    for (const [name, service] of ourServices) expect(scraped, `Prometheus scrapes ${name}:${service.environment!.PORT}`).toContain(`${name}`);
+  });
+
   it("only depends on services it defines", () => {
     for (const [name, service] of Object.entries(compose.services)) {
       for (const dependency of Object.keys(service.depends_on ?? {})) expect(compose.services[dependency], `${name} → ${dependency}`).toBeDefined();
