@@ -42,7 +42,10 @@ export interface LlamaWorker {
 
 export async function startLlamaWorker(options: LlamaWorkerOptions): Promise<LlamaWorker> {
   const { config, logger } = options;
+  // One metrics object for the engine and /metrics, labelled by the catalog's model ids.
+  const metrics = createMetrics({ models: config.models });
   const backend = createConfiguredLlamaBackend(config, {
+    metrics: metrics.llama,
     modelIds: options.modelIds,
     logger: logger.child({ component: "llama" }),
     onDownloadProgress: options.onDownloadProgress,
@@ -60,7 +63,7 @@ export async function startLlamaWorker(options: LlamaWorkerOptions): Promise<Lla
     queues: models.map((model) => ({ name: llamaQueueName(model.id), models: [model.id], concurrency: model.sequences })),
   });
 
-  const metrics = createMetrics();
+  metrics.llama.watch(() => backend.queueStates());
   const http = createServer((request, response) => void answer(request, response));
   async function answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = (request.url ?? "/").split("?")[0];
