@@ -36,6 +36,16 @@ function resourcesText(inputs: readonly Pick<RunInput, "id" | "modality">[], men
   return lines.join("\n");
 }
 
+/**
+ * A chosen task as the next step's prompt shows it: long literals shortened.
+ * The planner needs to know what each task does and produces, not every
+ * character it wrote, and the prompt is re-read at every step.
+ */
+function compactTask(task: PlanTask): PlanTask {
+  const args = Object.fromEntries(Object.entries(task.args).map(([name, value]) => [name, value.length > 40 ? `${value.slice(0, 37)}...` : value]));
+  return { ...task, args };
+}
+
 /** Messages for one step of a local planner. */
 export function stepMessages(options: {
   available: readonly TaskSignature[];
@@ -52,7 +62,7 @@ export function stepMessages(options: {
     "Tasks, name(inputs)->outputs:",
     taskLines(options.available),
   ].join("\n");
-  const plan = options.chosen.length === 0 ? "none yet" : options.chosen.map((task) => JSON.stringify(task)).join("\n");
+  const plan = options.chosen.length === 0 ? "none yet" : options.chosen.map((task) => JSON.stringify(compactTask(task))).join("\n");
   const user = [
     `Request: ${conversationText(options.conversation)}`,
     resourcesText(options.inputs, options.mentions),
