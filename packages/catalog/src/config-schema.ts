@@ -124,7 +124,7 @@ export const LlamaModelSchema = Type.Object(
         minimum: 64,
         maximum: 1_048_576,
         default: CONFIG_DEFAULTS.contextSize,
-        description: "Context window in tokens, shared by all sequences of the model.",
+        description: "Context window in tokens of each sequence (each parallel generation sees up to this many tokens).",
       }),
     ),
     sequences: Type.Optional(

@@ -28,7 +28,7 @@ export interface LlamaModelConfig {
    */
   source: string;
   description?: string;
-  /** Context window in tokens, shared by all sequences. */
+  /** Context window in tokens of each sequence. */
   contextSize: number;
   /** Parallel generations (llama.cpp sequences) in the one context. */
   sequences: number;
