@@ -2,21 +2,13 @@
  * `pnpm start`: the gateway and its models in one process (the embedded
  * default). It ignores REDIS_URL; fleet mode has its own start scripts.
  */
-import { ConfigError, loadConfig, TEST_MODEL_ID } from "@switchboard/catalog";
+import { TEST_MODEL_ID } from "@switchboard/catalog";
 import { formatProgressBar } from "@switchboard/llama";
+import { loadConfigOrExit, stopOnSignals } from "@switchboard/service";
 import { pino } from "pino";
 import { createEmbeddedServer } from "./embedded.js";
 
-let config;
-try {
-  config = await loadConfig({ path: process.env.SWITCHBOARD_CONFIG, env: process.env });
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-    process.exit(1);
-  }
-  throw error;
-}
+const config = await loadConfigOrExit(process.env);
 
 const logger = pino({ level: config.server.logLevel });
 const drawBars = process.stderr.isTTY;
@@ -49,18 +41,4 @@ if (config.models.some((model) => model.id === TEST_MODEL_ID)) {
 
 await server.app.listen({ port: config.server.port, host: config.server.host });
 
-let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    logger.info({ signal }, "shutting down");
-    server.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  });
-}
+stopOnSignals(logger, "shutting down", () => server.close());

@@ -11,32 +11,15 @@
  * SWITCHBOARD_HF_CONCURRENCY (jobs at once, default 32),
  * SWITCHBOARD_DRAIN_TIMEOUT_MS (default 30000).
  */
-import { ConfigError, loadConfig } from "@switchboard/catalog";
+import { loadConfigOrExit, requireRedisUrl, stopOnSignals } from "@switchboard/service";
 import { pino } from "pino";
 import { DEFAULT_HF_CONCURRENCY, startHfWorker } from "./hf-worker.js";
 
 /** Health/metrics port when PORT is unset. */
 const DEFAULT_WORKER_PORT = 8082;
 
-const redisUrl = process.env.REDIS_URL?.trim();
-if (!redisUrl) {
-  console.error(
-    "REDIS_URL is not set. A fleet-mode worker takes its jobs from Redis: start it with REDIS_URL=redis://host:6379 " +
-      "(the same Redis as the gateway's). To run everything in one process without Redis, use `pnpm start`.",
-  );
-  process.exit(1);
-}
-
-let config;
-try {
-  config = await loadConfig({ path: process.env.SWITCHBOARD_CONFIG, env: process.env });
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-    process.exit(1);
-  }
-  throw error;
-}
+const redisUrl = requireRedisUrl(process.env, "A fleet-mode worker takes its jobs");
+const config = await loadConfigOrExit(process.env);
 
 const logger = pino({ level: config.server.logLevel, redact: { paths: ["token", "*.token", "authorization", "*.authorization"], censor: "[redacted]" } });
 const concurrency = Number(process.env.SWITCHBOARD_HF_CONCURRENCY ?? DEFAULT_HF_CONCURRENCY);
@@ -60,18 +43,4 @@ try {
   process.exit(1);
 }
 
-let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    logger.info({ signal }, "stopping: no new jobs, draining running ones");
-    worker.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  });
-}
+stopOnSignals(logger, "stopping: no new jobs, draining running ones", () => worker.close());

@@ -8,32 +8,15 @@
  * must match), SWITCHBOARD_WORKER_MODELS (comma-separated ids: serve only
  * these), SWITCHBOARD_WORKER_ID, SWITCHBOARD_DRAIN_TIMEOUT_MS (default 30000).
  */
-import { ConfigError, loadConfig } from "@switchboard/catalog";
+import { loadConfigOrExit, requireRedisUrl, stopOnSignals } from "@switchboard/service";
 import { pino } from "pino";
 import { startLlamaWorker } from "./llama-worker.js";
 
 /** Health/metrics port when PORT is unset: beside a gateway on 8080. */
 const DEFAULT_WORKER_PORT = 8081;
 
-const redisUrl = process.env.REDIS_URL?.trim();
-if (!redisUrl) {
-  console.error(
-    "REDIS_URL is not set. A fleet-mode worker takes its jobs from Redis: start it with REDIS_URL=redis://host:6379 " +
-      "(the same Redis as the gateway's). To run everything in one process without Redis, use `pnpm start`.",
-  );
-  process.exit(1);
-}
-
-let config;
-try {
-  config = await loadConfig({ path: process.env.SWITCHBOARD_CONFIG, env: process.env });
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-    process.exit(1);
-  }
-  throw error;
-}
+const redisUrl = requireRedisUrl(process.env, "A fleet-mode worker takes its jobs");
+const config = await loadConfigOrExit(process.env);
 
 const logger = pino({ level: config.server.logLevel });
 const modelIds = process.env.SWITCHBOARD_WORKER_MODELS?.split(",")
@@ -53,18 +36,4 @@ const worker = await startLlamaWorker({
   transport: { drainTimeoutMs: Number.isFinite(drainTimeoutMs) ? drainTimeoutMs : 30_000 },
 });
 
-let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    logger.info({ signal }, "stopping: no new jobs, draining running ones");
-    worker.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  });
-}
+stopOnSignals(logger, "stopping: no new jobs, draining running ones", () => worker.close());
