@@ -2,18 +2,18 @@
  * A fleet-mode Hugging Face worker: the remote models of the config served
  * from the one `hf` queue on Redis, with binary outputs written to the
  * fleet's artifact store (the same Redis unless `artifacts.redisUrl` says
- * otherwise), plus `/health`, `/ready` and `/metrics` on a small HTTP server
- * of its own. Remote calls are I/O bound, so one worker runs many jobs at
- * once.
+ * otherwise), plus `/health`, `/ready` and `/metrics` on the workers' small
+ * HTTP server (`startServiceHttp`). Remote calls are I/O bound, so one worker
+ * runs many jobs at once.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
 import { createArtifactStore, type ArtifactStore } from "@switchboard/artifacts";
 import type { SwitchboardConfig } from "@switchboard/catalog";
 import { createConfiguredHfBackend, type HfBackend } from "@switchboard/hf";
-import { createMetrics } from "@switchboard/metrics";
+import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
 import type { Logger } from "@switchboard/protocol";
 import { HF_QUEUE, serveBackend, type BackendServer, type ServeBackendOptions } from "@switchboard/queue";
+import { startServiceHttp, workerProbes, type ServiceHttp } from "@switchboard/service";
 
 /** Jobs one worker runs at once when not told otherwise: remote calls mostly wait on the network. */
 export const DEFAULT_HF_CONCURRENCY = 32;
@@ -35,12 +35,16 @@ export interface HfWorkerOptions {
   transport?: Omit<ServeBackendOptions, "connection" | "prefix" | "queues" | "logger" | "workerId">;
   /** The network under the engine's owned fetch (benchmarks); `globalThis.fetch` by default. */
   upstreamTransport?: typeof fetch;
+  /** The registry `/metrics` serves; a fresh one when absent. */
+  metricsRegistry?: Registry;
 }
 
 export interface HfWorker {
   backend: HfBackend;
   server: BackendServer;
   artifacts: ArtifactStore;
+  /** What `/metrics` serves: upstream calls and circuits, re-run and stalled jobs, the process. */
+  metrics: SwitchboardMetrics;
   http: Server;
   /** Base URL of the HTTP server. */
   url: string;
@@ -50,17 +54,21 @@ export interface HfWorker {
 
 export async function startHfWorker(options: HfWorkerOptions): Promise<HfWorker> {
   const { config, logger } = options;
+  // Labelled by the catalog's model ids; prom-client's process metrics included.
+  const metrics = createMetrics({ registry: options.metricsRegistry, models: config.models });
   const artifacts = createArtifactStore(config.artifacts, { fleetRedisUrl: options.redisUrl, ...(options.prefix ? { prefix: options.prefix } : {}) });
   const backend = createConfiguredHfBackend(config, {
     logger: logger.child({ component: "hf" }),
     artifacts,
     ...(options.workerId ? { worker: options.workerId } : {}),
     ...(options.upstreamTransport ? { transport: options.upstreamTransport } : {}),
+    metrics: metrics.hf,
   });
   if (!backend) {
     await artifacts.close();
     throw new Error("This worker has no remote model to serve: the config has no model with backend: hf.");
   }
+  const unwatchCircuits = metrics.hf.watchCircuits(() => backend.engine.models().map((model) => ({ model: model.id, state: backend.engine.breaker.state(model.id) })));
   const concurrency = options.concurrency ?? DEFAULT_HF_CONCURRENCY;
   const server = serveBackend(backend, {
     ...options.transport,
@@ -68,40 +76,30 @@ export async function startHfWorker(options: HfWorkerOptions): Promise<HfWorker>
     prefix: options.prefix,
     workerId: options.workerId,
     logger,
+    metrics: metrics.queue,
     queues: [{ name: HF_QUEUE, models: backend.models(), concurrency }],
   });
+  const stopServing = async () => {
+    await server.close();
+    await backend.close();
+    await artifacts.close();
+    unwatchCircuits();
+  };
 
-  const metrics = createMetrics();
-  const http = createServer((request, response) => void answer(request, response));
-  async function answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = (request.url ?? "/").split("?")[0];
-    const send = (status: number, body: string, type = "application/json") => {
-      response.writeHead(status, { "content-type": type });
-      response.end(body);
-    };
-    if (request.method !== "GET") return send(405, JSON.stringify({ error: "method not allowed" }));
-    if (path === "/health") return send(200, JSON.stringify({ status: "ok", ...server.status() }));
-    if (path === "/ready") {
-      const status = server.status();
-      const serving = status.queues.some((queue) => queue.serving);
-      return send(serving ? 200 : 503, JSON.stringify({ ready: serving, models: status.models }));
-    }
-    if (path === "/metrics") {
-      try {
-        return send(200, await metrics.registry.metrics(), metrics.registry.contentType);
-      } catch (error) {
-        logger.error({ err: error }, "metrics failed");
-        return send(500, JSON.stringify({ error: "metrics failed" }));
-      }
-    }
-    send(404, JSON.stringify({ error: "not found" }));
+  let http: ServiceHttp;
+  try {
+    http = await startServiceHttp({
+      port: options.port,
+      host: options.host,
+      logger,
+      registry: metrics.registry,
+      ...workerProbes(server),
+    });
+  } catch (error) {
+    await stopServing();
+    throw error;
   }
-  await new Promise<void>((resolve, reject) => {
-    http.once("error", reject);
-    http.listen(options.port, options.host ?? "0.0.0.0", () => resolve());
-  });
-  const address = http.address() as AddressInfo;
-  const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+  const url = http.url;
   logger.info({ url, workerId: server.workerId, models: backend.models(), concurrency, artifacts: artifacts.kind }, "hf worker started");
 
   let closing: Promise<void> | undefined;
@@ -109,15 +107,13 @@ export async function startHfWorker(options: HfWorkerOptions): Promise<HfWorker>
     backend,
     server,
     artifacts,
-    http,
+    metrics,
+    http: http.server,
     url,
     close: () =>
       (closing ??= (async () => {
-        await server.close();
-        await backend.close();
-        await artifacts.close();
-        http.closeAllConnections();
-        await new Promise<void>((resolve) => http.close(() => resolve()));
+        await stopServing();
+        await http.close();
       })()),
   };
 }

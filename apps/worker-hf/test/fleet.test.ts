@@ -10,6 +10,7 @@ import { ArtifactUrlSigner, createArtifactStore, type ArtifactStore } from "@swi
 import { Catalog, parseConfig } from "@switchboard/catalog";
 import { buildGateway, queueForCatalog } from "@switchboard/gateway";
 import { TEST_WAV, type WireServer } from "@switchboard/hf-wire-server";
+import { parseExposition, promtoolCheck, requireProgram, sampleSum } from "@switchboard/metrics/testing";
 import { BullmqDispatcher, FleetKeys, HF_QUEUE } from "@switchboard/queue";
 import { Redis } from "ioredis";
 import OpenAI, { toFile } from "openai";
@@ -56,7 +57,8 @@ beforeAll(async () => {
     host: "127.0.0.1",
     workerId: "hf-test-worker",
     logger: logger.child({ process: "worker" }),
-    transport: { heartbeatIntervalMs: 100, drainTimeoutMs: 1000 },
+    // A quick first heartbeat; a TTL long enough that a busy machine never takes the worker for dead.
+    transport: { heartbeatIntervalMs: 100, heartbeatTtlMs: 3000, drainTimeoutMs: 1000 },
   });
   const catalog = new Catalog(config);
   dispatcher = new BullmqDispatcher({ connection: redisUrl, prefix, queueFor: queueForCatalog(catalog), livenessIntervalMs: 200 });
@@ -165,6 +167,41 @@ describe("fleet mode (BullMQ transport, worker-hf)", () => {
     const answer = await post("/v1/tasks/image-classification", { inputs: "http://127.0.0.1:9/cat.png" });
     expect(answer.status).toBe(400);
     expect(answer.json.error).toMatchObject({ code: "url_refused", param: "inputs" });
+  });
+
+  it("serves its metrics at /metrics: one task job moves the upstream call count by one, and promtool accepts the text", async () => {
+    requireProgram("promtool");
+    const model = endpointId("question-answering");
+    const scrape = async () => {
+      const response = await fetch(`${worker.url}/metrics`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toContain("text/plain");
+      return await response.text();
+    };
+    const calls = (text: string) => sampleSum(parseExposition(text), "switchboard_hf_upstream_request_duration_seconds_count", { model });
+    const before = calls(await scrape());
+
+    const answer = await post("/v1/tasks/question-answering", { model, inputs: { question: "Who?", context: "Ada wrote it" } });
+    expect(answer.status, JSON.stringify(answer.json)).toBe(200);
+
+    const text = await scrape();
+    const exposition = parseExposition(text);
+    expect(calls(text) - before).toBe(1);
+    expect(sampleSum(exposition, "switchboard_hf_upstream_request_duration_seconds_count", { model, outcome: "ok" })).toBeGreaterThanOrEqual(1);
+    expect(sampleSum(exposition, "switchboard_hf_circuit_state", { model, state: "closed" })).toBe(1);
+    expect(sampleSum(exposition, "process_cpu_user_seconds_total")).toBeGreaterThan(0);
+    const lint = promtoolCheck(text);
+    expect(lint.output).toBe("");
+    expect(lint.ok).toBe(true);
+  });
+
+  it("answers /health and /ready on its own port, and an OpenAI-shaped 404 elsewhere", async () => {
+    const health = await fetch(`${worker.url}/health`);
+    expect(await health.json()).toMatchObject({ status: "ok", workerId: "hf-test-worker", queues: [{ name: HF_QUEUE, serving: true }] });
+    expect((await fetch(`${worker.url}/ready`)).status).toBe(200);
+    const missing = await fetch(`${worker.url}/v1/models`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe("unknown_url");
   });
 
   it("never logs the token or the artifact key, in the gateway or the worker", () => {

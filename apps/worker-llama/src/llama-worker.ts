@@ -1,16 +1,16 @@
 /**
  * A fleet-mode llama worker: the configured llama engine served from its
  * models' BullMQ queues (one queue per model, as many concurrent jobs as the
- * model has sequences), plus `/health`, `/ready` and `/metrics` on a small
- * HTTP server of its own.
+ * model has sequences), plus `/health`, `/ready` and `/metrics` on the
+ * workers' small HTTP server (`startServiceHttp`).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
 import type { SwitchboardConfig } from "@switchboard/catalog";
 import { createConfiguredLlamaBackend, type ConfiguredBackendOptions, type LlamaBackend } from "@switchboard/llama";
-import { createMetrics } from "@switchboard/metrics";
+import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
 import type { Logger } from "@switchboard/protocol";
 import { llamaQueueName, serveBackend, type BackendServer, type ServeBackendOptions } from "@switchboard/queue";
+import { startServiceHttp, workerProbes, type ServiceHttp } from "@switchboard/service";
 
 export interface LlamaWorkerOptions {
   config: SwitchboardConfig;
@@ -28,11 +28,15 @@ export interface LlamaWorkerOptions {
   /** Lock, stall, heartbeat and drain timings (see `ServeBackendOptions`). */
   transport?: Omit<ServeBackendOptions, "connection" | "prefix" | "queues" | "logger" | "workerId">;
   onDownloadProgress?: ConfiguredBackendOptions["onDownloadProgress"];
+  /** The registry `/metrics` serves; a fresh one when absent. */
+  metricsRegistry?: Registry;
 }
 
 export interface LlamaWorker {
   backend: LlamaBackend;
   server: BackendServer;
+  /** What `/metrics` serves: model loads, sequences, jobs and tokens, re-run and stalled jobs, the process. */
+  metrics: SwitchboardMetrics;
   http: Server;
   /** Base URL of the HTTP server. */
   url: string;
@@ -43,7 +47,7 @@ export interface LlamaWorker {
 export async function startLlamaWorker(options: LlamaWorkerOptions): Promise<LlamaWorker> {
   const { config, logger } = options;
   // One metrics object for the engine and /metrics, labelled by the catalog's model ids.
-  const metrics = createMetrics({ models: config.models });
+  const metrics = createMetrics({ registry: options.metricsRegistry, models: config.models });
   const backend = createConfiguredLlamaBackend(config, {
     metrics: metrics.llama,
     modelIds: options.modelIds,
@@ -60,54 +64,43 @@ export async function startLlamaWorker(options: LlamaWorkerOptions): Promise<Lla
     prefix: options.prefix,
     workerId: options.workerId,
     logger,
+    metrics: metrics.queue,
     queues: models.map((model) => ({ name: llamaQueueName(model.id), models: [model.id], concurrency: model.sequences })),
   });
 
-  metrics.llama.watch(() => backend.queueStates());
-  const http = createServer((request, response) => void answer(request, response));
-  async function answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = (request.url ?? "/").split("?")[0];
-    const send = (status: number, body: string, type = "application/json") => {
-      response.writeHead(status, { "content-type": type });
-      response.end(body);
-    };
-    if (request.method !== "GET") return send(405, JSON.stringify({ error: "method not allowed" }));
-    if (path === "/health") return send(200, JSON.stringify({ status: "ok", ...server.status() }));
-    if (path === "/ready") {
-      const status = server.status();
-      const serving = status.queues.some((queue) => queue.serving);
-      return send(serving ? 200 : 503, JSON.stringify({ ready: serving, models: status.models }));
-    }
-    if (path === "/metrics") {
-      try {
-        return send(200, await metrics.registry.metrics(), metrics.registry.contentType);
-      } catch (error) {
-        logger.error({ err: error }, "metrics failed");
-        return send(500, JSON.stringify({ error: "metrics failed" }));
-      }
-    }
-    send(404, JSON.stringify({ error: "not found" }));
+  const unwatch = metrics.llama.watch(() => backend.queueStates());
+  const stopServing = async () => {
+    await server.close();
+    await backend.close();
+    unwatch();
+  };
+  let http: ServiceHttp;
+  try {
+    http = await startServiceHttp({
+      port: options.port,
+      host: options.host,
+      logger,
+      registry: metrics.registry,
+      ...workerProbes(server),
+    });
+  } catch (error) {
+    await stopServing();
+    throw error;
   }
-  await new Promise<void>((resolve, reject) => {
-    http.once("error", reject);
-    http.listen(options.port, options.host ?? "0.0.0.0", () => resolve());
-  });
-  const address = http.address() as AddressInfo;
-  const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+  const url = http.url;
   logger.info({ url, workerId: server.workerId, models: models.map((model) => model.id) }, "llama worker started");
 
   let closing: Promise<void> | undefined;
   return {
     backend,
     server,
-    http,
+    metrics,
+    http: http.server,
     url,
     close: () =>
       (closing ??= (async () => {
-        await server.close();
-        await backend.close();
-        http.closeAllConnections();
-        await new Promise<void>((resolve) => http.close(() => resolve()));
+        await stopServing();
+        await http.close();
       })()),
   };
 }

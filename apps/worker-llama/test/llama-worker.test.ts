@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig, TEST_MODEL_ID } from "@switchboard/catalog";
+import { parseExposition, promtoolCheck, requireProgram, sampleSum } from "@switchboard/metrics/testing";
 import { silentLogger, type JobEvent } from "@switchboard/protocol";
 import { BullmqDispatcher, FleetKeys, llamaQueueName } from "@switchboard/queue";
 import { startLlamaWorker, type LlamaWorker } from "../src/index.js";
@@ -45,7 +46,11 @@ describe("llama worker on Redis", () => {
     const redis = new Redis(redisUrl);
     try {
       const live = new FleetKeys(prefix).liveWorkers(llamaQueueName(TEST_MODEL_ID));
-      for (let tries = 0; tries < 300 && (await redis.zcard(live)) === 0; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+      // The model is generated and loaded first: on a busy machine that takes a while.
+      for (let tries = 0; (await redis.zcard(live)) === 0; tries++) {
+        if (tries > 1000) throw new Error("the llama worker never went live");
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     } finally {
       redis.disconnect();
     }
@@ -94,6 +99,24 @@ describe("llama worker on Redis", () => {
     const metrics = await fetch(`${worker.url}/metrics`);
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toContain("process_cpu_user_seconds_total");
+  });
+
+  it("reports the model's load, its sequences and the job's tokens at /metrics, in a text promtool accepts", async () => {
+    requireProgram("promtool");
+    const text = await (await fetch(`${worker.url}/metrics`)).text();
+    const exposition = parseExposition(text);
+
+    expect(sampleSum(exposition, "switchboard_llama_model_load_seconds_count", { model: TEST_MODEL_ID, outcome: "ok" })).toBe(1);
+    expect(sampleSum(exposition, "switchboard_llama_sequences", { model: TEST_MODEL_ID })).toBe(2);
+    expect(sampleSum(exposition, "switchboard_llama_sequences", { model: TEST_MODEL_ID, state: "idle" })).toBe(2);
+    // The one completion above: its prompt and output tokens, one completed job.
+    expect(sampleSum(exposition, "switchboard_worker_job_duration_seconds_count", { model: TEST_MODEL_ID, outcome: "completed" })).toBe(1);
+    expect(sampleSum(exposition, "switchboard_worker_tokens_total", { model: TEST_MODEL_ID, type: "input" })).toBeGreaterThan(0);
+    expect(sampleSum(exposition, "switchboard_worker_tokens_total", { model: TEST_MODEL_ID, type: "output" })).toBeGreaterThan(0);
+    expect(sampleSum(exposition, "switchboard_worker_tokens_total", { model: TEST_MODEL_ID, type: "output" })).toBeLessThanOrEqual(8);
+    const lint = promtoolCheck(text);
+    expect(lint.output).toBe("");
+    expect(lint.ok).toBe(true);
   });
 
   it("reports its models through the dispatcher's modelStates", async () => {

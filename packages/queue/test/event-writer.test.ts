@@ -116,4 +116,58 @@ describe("EventWriter", () => {
     expect(orphaned).toEqual(["gateway-gone"]);
     expect(await redis.exists(inbox)).toBe(0);
   });
+
+  it("steps aside at shutdown only while none of its output is out: then it writes nothing more", async () => {
+    const early = writer();
+    early.begin(1);
+    early.push({ type: "accepted", jobId: "job-1", model: "m", promptTokens: 3 });
+    early.push({ type: "text-delta", index: 0, text: "not yet sent" });
+
+    expect(await early.stepAside()).toBe(true);
+    early.push({ type: "text-delta", index: 0, text: "after" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const written = (await batches()).flatMap((batch) => batch.events);
+    expect(written.some((event) => event.type === "text-delta")).toBe(false);
+    // Nobody owns the output: another attempt may still claim it.
+    expect(await redis.hexists(stateKey, "o")).toBe(0);
+
+    const late = writer();
+    late.begin(2);
+    late.push({ type: "text-delta", index: 0, text: "sent" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await late.stepAside()).toBe(false);
+    late.push({ type: "finish", index: 0, finishReason: "stop", completionTokens: 1 });
+    await late.end();
+    const all = (await batches()).filter((batch) => batch.attempt === 2);
+    expect(all.at(-1)?.end).toBe(true);
+    expect(all.flatMap((batch) => batch.events).map((event) => event.type)).toEqual(["text-delta", "finish"]);
+  });
+
+  it("checks its first batch even without output: a re-run of a job another attempt answers stops before writing anything", async () => {
+    await redis.hset(stateKey, "o", "1");
+    const stops: WriterStop[] = [];
+    const rerun = writer(stops);
+    rerun.begin(2);
+    rerun.push({ type: "accepted", jobId: "job-1", model: "m", promptTokens: 3 });
+    await rerun.end();
+
+    expect(stops).toEqual(["superseded"]);
+    expect(await batches()).toEqual([]);
+  });
+
+  it("writes a job whose events are all in before it begins as one entry, end marker included", async () => {
+    const events = writer();
+    events.push({ type: "accepted", jobId: "job-1", model: "m", promptTokens: 3 });
+    events.push({ type: "text-delta", index: 0, text: "all" });
+    events.push({ type: "finish", index: 0, finishReason: "stop", completionTokens: 1 });
+    events.seal();
+    events.begin(1);
+    await events.end();
+
+    const written = await batches();
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatchObject({ attempt: 1, seq: 0, end: true });
+    expect(written[0]!.events.map((event) => event.type)).toEqual(["accepted", "text-delta", "finish"]);
+    expect(await redis.exists(stateKey)).toBe(0);
+  });
 });

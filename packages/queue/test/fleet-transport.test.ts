@@ -249,4 +249,63 @@ describe("BullMQ transport with a scripted backend", () => {
     const depth = await metrics.depth();
     expect(depth).toEqual(expect.arrayContaining([{ queue: queueName, state: "waiting", count: 0 }]));
   });
+
+  it("reads queue depth from BullMQ at scrape time, for the queues it was given and those it used", async () => {
+    startWorker("a", { concurrencyPerModel: 1 });
+    const metrics = new RecordingMetrics();
+    const dispatcher = await startDispatcher({ metrics, queues: ["hf"] });
+    await waitForLiveWorkers(redisUrl, prefix, queueName, 1);
+    const states = ["waiting", "active", "delayed", "prioritized", "paused"];
+    expect(await metrics.depth()).toEqual(states.map((state) => ({ queue: "hf", state, count: 0 })));
+
+    const client = new AbortController();
+    const running = consume(dispatcher.submit(scriptJob("hang"), { signal: client.signal }));
+    await running.first;
+    const waiting = consume(dispatcher.submit(scriptJob("echo:1"), { signal: client.signal }));
+    const queue = new Queue(queueName, { connection: { url: redisUrl }, prefix });
+    try {
+      await waitFor("one waiting job", async () => (await queue.getWaitingCount()) === 1);
+      const depth = await metrics.depth();
+      expect(depth.filter((sample) => sample.queue === queueName)).toEqual(
+        states.map((state) => ({ queue: queueName, state, count: state === "waiting" || state === "active" ? 1 : 0 })),
+      );
+    } finally {
+      client.abort();
+      await Promise.all([running.all, waiting.all]);
+      await queue.close();
+    }
+    // The running job was cancelled after it started, the waiting one before: both cancelled, one start.
+    expect(metrics.finished.map((entry) => entry.outcome)).toEqual(["cancelled", "cancelled"]);
+    expect(metrics.started).toHaveLength(1);
+
+    // A paused queue's jobs wait without being taken: they count as paused.
+    const paused = new Queue(queueName, { connection: { url: redisUrl }, prefix });
+    const held = new AbortController();
+    try {
+      await paused.pause();
+      const stream = consume(dispatcher.submit(scriptJob("echo:1"), { signal: held.signal }));
+      await waitFor("the job added", async () => (await paused.getWaitingCount()) === 1);
+      const depth = await metrics.depth();
+      expect(depth.filter((sample) => sample.queue === queueName && sample.count > 0)).toEqual([{ queue: queueName, state: "paused", count: 1 }]);
+      held.abort();
+      await stream.all;
+    } finally {
+      held.abort();
+      await paused.resume();
+      await paused.close();
+    }
+  });
+
+  it("counts a job that ends with an error after it started (its deadline) as completed, not failed", async () => {
+    startWorker("a");
+    const metrics = new RecordingMetrics();
+    const dispatcher = await startDispatcher({ metrics });
+    await waitForLiveWorkers(redisUrl, prefix, queueName, 1);
+
+    const timedOut = await collect(dispatcher.submit(scriptJob("hang", { deadlineAt: Date.now() + 500 })));
+
+    expect(timedOut.at(-1)).toMatchObject({ type: "error", error: { code: "timeout" } });
+    expect(metrics.finished.map((entry) => entry.outcome)).toEqual(["completed"]);
+    expect(metrics.finished[0]!.runSeconds).toBeGreaterThan(0.3);
+  });
 });

@@ -79,7 +79,8 @@ function scriptOf(job: Job): string {
   if (job.kind === "completion") return job.prompts[0] ?? "";
   if (job.kind === "chat") return job.messages.at(-1)?.content ?? "";
   if (job.kind === "embedding") return job.input[0] ?? "";
-  return job.task;
+  if (job.kind === "task") return job.task;
+  return "orchestration";
 }
 
 async function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

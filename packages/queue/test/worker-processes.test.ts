@@ -11,7 +11,7 @@ import { consume, waitFor, waitForLiveWorkers } from "./helpers.js";
 import { TEST_MODEL, collect, errorOf, scriptJob, textOf } from "./jobs.js";
 import { deletePrefix, randomPrefix, redisUrl } from "./redis-fixture.js";
 import { RecordingMetrics } from "./recording-metrics.js";
-import { exited, forkWorker } from "./worker-processes.js";
+import { exited, forkWorker, workerMetrics } from "./worker-processes.js";
 
 const queueName = llamaQueueName(TEST_MODEL);
 
@@ -52,7 +52,7 @@ describe("worker processes that die or stop", () => {
   }
 
   it("re-runs the jobs of a worker killed before any output on the other worker, from one attempt only", async () => {
-    const [a] = await Promise.all([fork("a", 2), fork("b", 2)]);
+    const [a, b] = await Promise.all([fork("a", 2), fork("b", 2)]);
     await waitForLiveWorkers(redisUrl, prefix, queueName, 2);
     const streams = Array.from({ length: 4 }, () => consume(dispatcher.submit(scriptJob("prefill:1500:5"))));
     const firsts = await Promise.all(streams.map((stream) => stream.first));
@@ -69,7 +69,10 @@ describe("worker processes that die or stop", () => {
       expect(events.filter((event) => event.type === "accepted")).toHaveLength(1);
       expect(textOf(events)).toBe("bt0 bt1 bt2 bt3 bt4 ");
     }
-    expect(metrics.retried).toEqual([queueName, queueName]);
+    // The survivor's stalled-job check found A's two jobs and ran them again; the gateway saw four jobs complete.
+    expect(await workerMetrics(b!)).toEqual({ retried: [queueName, queueName], stalled: [queueName, queueName] });
+    expect(metrics.finished.map((entry) => entry.outcome)).toEqual(["completed", "completed", "completed", "completed"]);
+    expect(metrics.started).toHaveLength(4);
   });
 
   it("ends with an error the streams of a worker killed mid-generation, never mixing attempts", async () => {
@@ -97,6 +100,7 @@ describe("worker processes that die or stop", () => {
     expect(results.filter((events) => workerOf(events) === "worker-a")).toHaveLength(2);
     // Detected from the heartbeat TTL, not from a timeout.
     expect(Date.now() - killedAt).toBeLessThan(3000);
+    expect(metrics.finished.map((entry) => entry.outcome).sort()).toEqual(["completed", "completed", "failed", "failed"]);
   });
 
   it("drains on SIGTERM: the running job finishes, the process exits 0, and the model is then unavailable", async () => {
@@ -115,16 +119,42 @@ describe("worker processes that die or stop", () => {
     expect(errorOf(after)).toMatchObject({ status: 503, code: "model_unavailable" });
   });
 
-  it("on SIGTERM cancels a job that outlasts the drain timeout with a final error event", async () => {
-    const child = await fork("a", 1, { drainTimeoutMs: 300 });
-    await waitForLiveWorkers(redisUrl, prefix, queueName, 1);
-    const stream = consume(dispatcher.submit(scriptJob("hang")));
-    expect(await stream.first).toMatchObject({ type: "accepted" });
+  it("on SIGTERM ends a job whose output already went out and that outlasts the drain timeout with a final error event", async () => {
+    const [a, b] = await Promise.all([fork("a", 1, { drainTimeoutMs: 300 }), fork("b", 1, { drainTimeoutMs: 300 })]);
+    await waitForLiveWorkers(redisUrl, prefix, queueName, 2);
+    const stream = consume(dispatcher.submit(scriptJob("slow:50:200")));
+    const first = await stream.first;
+    // A delta every 50 ms: by now output has reached the client.
+    await new Promise((resolve) => setTimeout(resolve, 300));
 
-    child.kill("SIGTERM");
+    const running = first?.type === "accepted" && first.worker === "worker-b" ? b! : a!;
+    running.kill("SIGTERM");
     const events = await stream.all;
 
+    expect(textOf(events).length).toBeGreaterThan(0);
     expect(events.at(-1)).toMatchObject({ type: "error", error: { status: 503, code: "worker_shutting_down" } });
-    expect(await exited(child)).toEqual({ code: 0, signal: null });
+    expect(await exited(running)).toEqual({ code: 0, signal: null });
+    expect(metrics.finished.map((entry) => entry.outcome)).toEqual(["failed"]);
+  });
+
+  it("on SIGTERM hands a job with no output yet back to its queue: another worker gives the whole answer, once", async () => {
+    const [a, b] = await Promise.all([fork("a", 1, { drainTimeoutMs: 300 }), fork("b", 1, { drainTimeoutMs: 300 })]);
+    await waitForLiveWorkers(redisUrl, prefix, queueName, 2);
+    // Accepted at once, then silent for 1.5 s: the drain timeout falls before any output.
+    const stream = consume(dispatcher.submit(scriptJob("prefill:1500:5")));
+    const first = await stream.first;
+    expect(first).toMatchObject({ type: "accepted" });
+    const [leaving, staying, other] = first?.type === "accepted" && first.worker === "worker-b" ? [b!, a!, "a"] : [a!, b!, "b"];
+
+    leaving.kill("SIGTERM");
+    const events = await stream.all;
+
+    expect(events.filter((event) => event.type === "error")).toEqual([]);
+    expect(events.filter((event) => event.type === "accepted")).toHaveLength(1);
+    expect(textOf(events)).toBe(`${other}t0 ${other}t1 ${other}t2 ${other}t3 ${other}t4 `);
+    expect(events.at(-1)).toMatchObject({ type: "finish", completionTokens: 5 });
+    expect(await exited(leaving)).toEqual({ code: 0, signal: null });
+    expect(await workerMetrics(staying)).toEqual({ retried: [queueName], stalled: [] });
+    expect(metrics.finished.map((entry) => entry.outcome)).toEqual(["completed"]);
   });
 });

@@ -40,3 +40,16 @@ export function exited(child: ChildProcess): Promise<{ code: number | null; sign
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
 }
+
+/** The queue metrics a worker process recorded so far (see `worker-process.ts`). */
+export async function workerMetrics(child: ChildProcess): Promise<{ retried: string[]; stalled: string[] }> {
+  return await new Promise((resolve) => {
+    const onMessage = (message: unknown) => {
+      if (typeof message !== "object" || message === null || !("retried" in message)) return;
+      child.off("message", onMessage);
+      resolve(message as { retried: string[]; stalled: string[] });
+    };
+    child.on("message", onMessage);
+    child.send("metrics");
+  });
+}

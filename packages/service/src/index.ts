@@ -2,10 +2,14 @@
  * What every process entry point (`start`, `start:gateway`, the workers) does
  * before and after its own work: refuse to start without a required setting,
  * load the config or print every problem and exit, and stop cleanly on
- * SIGINT/SIGTERM. Only entry points use this; it exits the process.
+ * SIGINT/SIGTERM. Only entry points use these; they exit the process.
+ * Processes without an API of their own (the workers) also share one small
+ * HTTP server for `/health`, `/ready` and `/metrics` ({@link startServiceHttp}).
  */
 import { ConfigError, loadConfig, type SwitchboardConfig } from "@switchboard/catalog";
 import type { Logger } from "@switchboard/protocol";
+
+export { startServiceHttp, workerProbes, type MetricsSource, type ReadyAnswer, type ServiceHttp, type ServiceHttpOptions, type WorkerStatusSource } from "./service-http.js";
 
 type Environment = Record<string, string | undefined>;
 

@@ -24,8 +24,8 @@ import {
 import type { Dispatcher, SubmitOptions } from "../dispatcher.js";
 import type { QueueDepthSample, QueueJobOutcome, QueueMetrics } from "../queue-metrics.js";
 import { DEFAULT_PREFIX, FleetKeys, bullJobId, defaultQueueFor } from "./names.js";
-import { PendingJob } from "./pending-job.js";
-import { admitScript, createRedis, liveCountScript, reconnectStrategy, type RedisConnection } from "./redis.js";
+import { PendingJob, transportErrors } from "./pending-job.js";
+import { admitScript, createRedis, liveCountScript, queueDepthScript, reconnectStrategy, type RedisConnection } from "./redis.js";
 import { decodeBatch, type JobEnvelope } from "./wire.js";
 import type { WorkerStatus } from "./worker-runtime.js";
 
@@ -62,11 +62,19 @@ export interface BullmqDispatcherOptions {
   /** Service time assumed before any job has been observed, in ms. Default 2000. */
   initialServiceTimeMs?: number;
   logger?: Logger;
-  /** Queue metrics: depth (read from BullMQ at scrape time), wait and run time, outcomes, re-runs. */
+  /**
+   * Queue metrics: depth (read from BullMQ at scrape time), wait (submitted →
+   * a worker's `accepted`) and run time, outcomes. Re-runs and stalls are
+   * counted by the workers, which see them (`ServeBackendOptions.metrics`).
+   */
   metrics?: QueueMetrics;
+  /** Queues whose depth is reported from the first scrape; any other queue once a job has gone to it. */
+  queues?: readonly string[];
 }
 
 const READ_BLOCK_MS = 1000;
+/** Error codes of the worker side of the transport (a draining worker's cancel): the job `failed`, not ended in-band. */
+const WORKER_TRANSPORT_FAILURES = new Set(["worker_shutting_down"]);
 /** Weight of the newest sample in the service-time moving average. */
 const SERVICE_TIME_ALPHA = 0.2;
 
@@ -89,7 +97,7 @@ export class BullmqDispatcher implements Dispatcher {
   /** This gateway instance; names its inbox. */
   readonly gatewayId = randomUUID();
   readonly keys: FleetKeys;
-  readonly #options: Required<Omit<BullmqDispatcherOptions, "connection" | "prefix" | "queueFor" | "maxWaiting" | "logger" | "metrics">>;
+  readonly #options: Required<Omit<BullmqDispatcherOptions, "connection" | "prefix" | "queueFor" | "maxWaiting" | "logger" | "metrics" | "queues">>;
   readonly #metrics: QueueMetrics | undefined;
   readonly #unwatch: (() => void) | undefined;
   readonly #queueFor: (job: Job) => string;
@@ -159,6 +167,7 @@ export class BullmqDispatcher implements Dispatcher {
       client.on("ready", () => this.#onReady());
     }
     this.#metrics = options.metrics;
+    for (const name of options.queues ?? []) this.#queue(name);
     this.#unwatch = options.metrics?.watchDepth(() => this.#depthSamples());
     this.#disconnectedSince = Date.now();
     this.#maintenance = setInterval(() => void this.#maintain(), this.#options.livenessIntervalMs);
@@ -180,7 +189,6 @@ export class BullmqDispatcher implements Dispatcher {
     }
     const queueName = this.#queueFor(job);
     const pending = new PendingJob(job.id, job.model, queueName);
-    if (this.#metrics) pending.onRerun = () => this.#metrics?.jobRetried(queueName);
     const stateKey = this.keys.jobState(job.id);
     const now = Date.now();
     const deadlineAt = job.deadlineAt ?? now + this.#options.defaultTimeoutMs;
@@ -224,7 +232,7 @@ export class BullmqDispatcher implements Dispatcher {
       added = true;
       signal?.addEventListener("abort", onAbort, { once: true });
       if (signal?.aborted) return;
-      deadlineTimer = setTimeout(() => pending.fail(timeoutError()), Math.max(0, deadlineAt - Date.now()));
+      deadlineTimer = setTimeout(() => pending.fail(timeoutError(), false), Math.max(0, deadlineAt - Date.now()));
       deadlineTimer.unref();
       yield* pending.events();
     } catch (error) {
@@ -299,7 +307,8 @@ export class BullmqDispatcher implements Dispatcher {
   /**
    * Counts a job as waiting until its first event (a worker's `accepted`) and
    * active until its last, as the in-process transport does. An `error` first
-   * is a rejection (refused, or failed before it ran).
+   * is a rejection (refused, or failed before it ran); a later error is
+   * in-band (`completed`) unless the transport made it (`failed`).
    */
   async *#measured(queue: string, events: AsyncGenerator<JobEvent>, signal: AbortSignal | undefined): AsyncGenerator<JobEvent> {
     const metrics = this.#metrics!;
@@ -317,7 +326,9 @@ export class BullmqDispatcher implements Dispatcher {
             startedAt = performance.now();
             metrics.jobStarted(queue, (startedAt - submittedAt) / 1000);
           }
-        } else if (event.type === "error") outcome = "failed";
+        } else if (event.type === "error" && (transportErrors.has(event) || WORKER_TRANSPORT_FAILURES.has(event.error.code ?? ""))) {
+          outcome = "failed";
+        }
         yield event;
       }
       // A client that disconnects ends the stream quietly: still a cancellation.
@@ -327,17 +338,25 @@ export class BullmqDispatcher implements Dispatcher {
     }
   }
 
-  /** Depth of every queue this gateway has used, from BullMQ, at scrape time. */
+  /**
+   * Depth of every queue this gateway knows, read from BullMQ's keys at scrape
+   * time in one round trip. A paused queue's waiting jobs count as `paused`.
+   */
   async #depthSamples(): Promise<QueueDepthSample[]> {
-    if (!this.#connected()) return [];
-    const states = ["waiting", "active", "delayed", "prioritized"] as const;
-    const samples = await Promise.all(
-      [...this.#queues].map(async ([name, queue]) => {
-        const counts = await queue.getJobCounts(...states);
-        return states.map((state) => ({ queue: name, state, count: counts[state] ?? 0 }));
-      }),
-    );
-    return samples.flat();
+    if (!this.#connected() || this.#queues.size === 0) return [];
+    const queues = [...this.#queues];
+    const keys = queues.flatMap(([, queue]) => [queue.keys.wait!, queue.keys.active!, queue.keys.delayed!, queue.keys.prioritized!, queue.keys.meta!]);
+    const counts = ((await queueDepthScript.run(this.#command, keys, [])) as number[]).map(Number);
+    return queues.flatMap(([name], index) => {
+      const [waiting = 0, active = 0, delayed = 0, prioritized = 0, paused = 0] = counts.slice(index * 5, index * 5 + 5);
+      return [
+        { queue: name, state: "waiting", count: paused ? 0 : waiting },
+        { queue: name, state: "active", count: active },
+        { queue: name, state: "delayed", count: delayed },
+        { queue: name, state: "prioritized", count: prioritized },
+        { queue: name, state: "paused", count: paused ? waiting : 0 },
+      ];
+    });
   }
 
   #queue(name: string): Queue {
@@ -360,7 +379,9 @@ export class BullmqDispatcher implements Dispatcher {
   }
 
   #unavailableEvent(): JobEvent {
-    return { type: "error", error: unavailable("The job queue is unreachable.", this.#options.unavailableRetryAfterSeconds) };
+    const event: JobEvent = { type: "error", error: unavailable("The job queue is unreachable.", this.#options.unavailableRetryAfterSeconds) };
+    transportErrors.add(event);
+    return event;
   }
 
   #queueFull(job: Job, queueName: string, depth: number, concurrency: number): ErrorPayload {

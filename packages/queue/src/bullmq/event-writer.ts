@@ -36,11 +36,15 @@ export class EventWriter {
   /** Set by {@link begin}; events wait until then. */
   #attempt: number | undefined;
   #seq = 0;
+  /** The first batch went through the claim script: the job was still wanted and not another attempt's. */
+  #checked = false;
   #claimed = false;
   #writing: Promise<void> | undefined;
   #ending = false;
   #ended = false;
   #stopped: WriterStop | undefined;
+  /** Set while the attempt steps aside (see {@link stepAside}): nothing is written. */
+  #held = false;
   /** Inbox entries written and events pushed, for metrics and tests. */
   entries = 0;
   events = 0;
@@ -54,12 +58,21 @@ export class EventWriter {
   }
 
   /**
-   * Sets the attempt number once the job is claimed. The generation may start
-   * before that (saving a round trip); its events are held until then.
+   * Sets the attempt number; events pushed before are held until then.
    */
   begin(attempt: number): void {
+    if (this.#attempt !== undefined) return;
     this.#attempt = attempt;
     this.#kick();
+  }
+
+  /**
+   * No more events will be pushed: the next write carries the end marker.
+   * Called before {@link begin}, a job whose events are all in goes out in
+   * one write, end marker included.
+   */
+  seal(): void {
+    this.#ending = true;
   }
 
   push(event: JobEvent): void {
@@ -79,9 +92,34 @@ export class EventWriter {
    * (or the writer stopped). Call once, after the last push and after begin().
    */
   async end(): Promise<void> {
-    this.#ending = true;
+    this.seal();
     this.#kick();
     while (this.#writing) await this.#writing;
+  }
+
+  /**
+   * For a worker shutting down: whether this attempt can hand its job to
+   * another worker, which is so while none of its output reached the inbox
+   * (the output claim is what makes an attempt's output the one delivered).
+   * Waits for a write in flight. When it answers true the writer has dropped
+   * what it held and writes nothing more until {@link resume}; when false,
+   * it carries on.
+   */
+  async stepAside(): Promise<boolean> {
+    this.#held = true;
+    while (this.#writing) await this.#writing;
+    if (this.#claimed || this.#stopped) {
+      this.resume();
+      return false;
+    }
+    this.#pending = [];
+    return true;
+  }
+
+  /** Writes again after {@link stepAside} (the job could not be handed over after all). */
+  resume(): void {
+    this.#held = false;
+    this.#kick();
   }
 
   stop(reason: WriterStop, error?: unknown): void {
@@ -92,7 +130,7 @@ export class EventWriter {
   }
 
   #hasWork(): boolean {
-    return !this.#stopped && !this.#ended && (this.#pending.length > 0 || this.#ending);
+    return !this.#stopped && !this.#ended && !this.#held && (this.#pending.length > 0 || this.#ending);
   }
 
   #kick(): void {
@@ -121,12 +159,16 @@ export class EventWriter {
     const attempt = this.#attempt!;
     const fields = encodeBatch({ jobId, attempt, seq: this.#seq, events, end });
     try {
-      if (!this.#claimed && events.some(isOutput)) {
-        const result = Number(await claimOutputScript.run(redis, [stateKey, inbox], [attempt, inboxMaxLength, end ? 1 : 0, ...fields]));
+      const output = !this.#claimed && events.some(isOutput);
+      if (!this.#checked || output) {
+        // The first batch (usually `accepted` alone) checks that the job is still wanted and not
+        // superseded, so a discarded re-run stops at once; the first with output claims the output.
+        const result = Number(await claimOutputScript.run(redis, [stateKey, inbox], [attempt, inboxMaxLength, end ? 1 : 0, output ? 1 : 0, ...fields]));
         if (result === -1) return this.stop("not-wanted");
         if (result === -2) return this.stop("superseded");
         if (result === -3) return this.stop("gateway-gone");
-        this.#claimed = true;
+        this.#checked = true;
+        if (output) this.#claimed = true;
       } else if (end && this.#claimed) {
         // The job is done: drop its "still wanted" key with the last entry, so a late re-run is discarded.
         const results = await redis.pipeline().xadd(inbox, "NOMKSTREAM", "MAXLEN", "~", inboxMaxLength, "*", ...fields).del(stateKey).exec();

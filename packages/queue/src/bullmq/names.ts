@@ -57,8 +57,8 @@ export class FleetKeys {
 
   /**
    * Per-job state hash. It exists while the request that made the job still
-   * wants it (the "still wanted" key); fields: `a` attempt counter, `o` the
-   * attempt that owns the output, `wk<n>` the worker of attempt n.
+   * wants it (the "still wanted" key); fields: `w` (set on admission), `o`
+   * the attempt (BullMQ's `attemptsStarted`) that owns the output.
    */
   jobState(jobId: string): string {
     return `${this.base}:job:${jobId}`;

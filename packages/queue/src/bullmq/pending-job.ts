@@ -14,6 +14,9 @@ export type PendingPhase =
   /** The worker of the running attempt died before any output: a re-run may still serve it. */
   | "awaiting-rerun";
 
+/** Error events the transport itself made (a worker lost, events lost, Redis gone, a deadline): not the job's own. */
+export const transportErrors = new WeakSet<JobEvent>();
+
 export class PendingJob {
   phase: PendingPhase = "queued";
   /** The attempt whose output is delivered; set by the first output event seen. */
@@ -25,9 +28,6 @@ export class PendingJob {
   /** Worker of the latest attempt that said `accepted`. */
   worker: string | undefined;
   lastActivity = Date.now();
-  /** Called when a later attempt (a re-run) starts. */
-  onRerun: (() => void) | undefined;
-  #lastAcceptedAttempt = 0;
   acceptedAt: number | undefined;
   awaitingSince: number | undefined;
   readonly #nextSeq = new Map<number, number>();
@@ -66,8 +66,6 @@ export class PendingJob {
     this.lastActivity = now;
     for (const event of batch.events) {
       if (event.type === "accepted") {
-        if (this.#lastAcceptedAttempt !== 0 && batch.attempt > this.#lastAcceptedAttempt) this.onRerun?.();
-        this.#lastAcceptedAttempt = Math.max(this.#lastAcceptedAttempt, batch.attempt);
         if (this.owner === undefined || this.owner === batch.attempt) {
           this.phase = "running";
           this.worker = event.worker;
@@ -93,10 +91,16 @@ export class PendingJob {
     return undefined;
   }
 
-  /** Ends the stream with an error event (a no-op once ended). */
-  fail(error: ErrorPayload): void {
+  /**
+   * Ends the stream with an error event (a no-op once ended). `transport`:
+   * the transport broke under the job (not so for its deadline, which the
+   * worker would have reported the same way).
+   */
+  fail(error: ErrorPayload, transport = true): void {
     if (this.#ended) return;
-    this.#push({ type: "error", error });
+    const event: JobEvent = { type: "error", error };
+    if (transport) transportErrors.add(event);
+    this.#push(event);
     this.#end();
   }
 

@@ -56,8 +56,8 @@ export class RedisScript {
  * Returns [code, live concurrency, depth]: code 0 no live worker, 1 full, 2 admitted.
  */
 export const admitScript = new RedisScript(`${NOW_MS}
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local live = redis.call('ZRANGE', KEYS[1], 0, -1)
+-- Expired members are left for the workers' heartbeats to remove: one command fewer per request.
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 local concurrency = 0
 for _, member in ipairs(live) do
   concurrency = concurrency + (tonumber(string.match(member, '#(%d+)$')) or 1)
@@ -68,6 +68,23 @@ if depth >= tonumber(ARGV[1]) then return {1, concurrency, depth} end
 redis.call('HSET', KEYS[4], 'w', '1')
 redis.call('PEXPIRE', KEYS[4], ARGV[2])
 return {2, concurrency, depth}`);
+
+/**
+ * Gateway, at a metrics scrape: the depth of several BullMQ queues in one
+ * round trip. KEYS: per queue its wait list, active list, delayed zset,
+ * prioritized zset and meta hash. Returns per queue: waiting, active,
+ * delayed, prioritized, and 1 if the queue is paused (its waiting jobs are
+ * then not taken).
+ */
+export const queueDepthScript = new RedisScript(`local counts = {}
+for i = 1, #KEYS, 5 do
+  counts[#counts + 1] = redis.call('LLEN', KEYS[i])
+  counts[#counts + 1] = redis.call('LLEN', KEYS[i + 1])
+  counts[#counts + 1] = redis.call('ZCARD', KEYS[i + 2])
+  counts[#counts + 1] = redis.call('ZCARD', KEYS[i + 3])
+  counts[#counts + 1] = redis.call('HEXISTS', KEYS[i + 4], 'paused')
+end
+return counts`);
 
 /**
  * Gateway: how many workers are live on each queue. KEYS: live-workers zsets.
@@ -81,33 +98,24 @@ end
 return counts`);
 
 /**
- * Worker, before running a job: is it still wanted, and has an earlier attempt
- * already sent output? If neither, take a new attempt number.
- * KEYS: job state. ARGV: worker id.
- * Returns [status, attempt]: status 0 not wanted, -1 output already owned by another attempt, 1 run.
- */
-export const claimAttemptScript = new RedisScript(`if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
-if redis.call('HEXISTS', KEYS[1], 'o') == 1 then return {-1, 0} end
-local attempt = redis.call('HINCRBY', KEYS[1], 'a', 1)
-redis.call('HSET', KEYS[1], 'wk' .. attempt, ARGV[1])
-return {1, attempt}`);
-
-/**
- * Worker, on its first batch that holds output: claim the job's output for
- * this attempt and append the batch, atomically, so only one attempt's output
- * is ever delivered. When the batch is also the last, the job's state goes
- * with it (a late re-run then finds the job unwanted).
- * KEYS: job state, gateway inbox. ARGV: attempt, inbox max length, 1 if last batch, batch fields...
+ * Worker, on an attempt's first batch and on its first batch that holds
+ * output: is the job still wanted (its state holds `w`, set on admission),
+ * and does no other attempt own its output?
+ * If so the batch is appended; with output, atomically with claiming the
+ * job's output for this attempt, so only one attempt's output is ever
+ * delivered. When the batch is also the last, the job's state goes with it
+ * (a late re-run then finds the job unwanted).
+ * KEYS: job state, gateway inbox. ARGV: attempt, inbox max length, 1 if last batch, 1 if the batch holds output, batch fields...
  * Returns 1 appended, -1 not wanted any more, -2 another attempt owns the output, -3 inbox gone (gateway gone).
  */
-export const claimOutputScript = new RedisScript(`if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local owner = redis.call('HGET', KEYS[1], 'o')
+export const claimOutputScript = new RedisScript(`local state = redis.call('HMGET', KEYS[1], 'w', 'o')
+if not state[1] then return -1 end
+local owner = state[2]
 if owner and owner ~= ARGV[1] then return -2 end
-if redis.call('EXISTS', KEYS[2]) == 0 then return -3 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 4))
+if not redis.call('XADD', KEYS[2], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 5)) then return -3 end
 if ARGV[3] == '1' then
   redis.call('DEL', KEYS[1])
-elseif not owner then
+elseif not owner and ARGV[4] == '1' then
   redis.call('HSET', KEYS[1], 'o', ARGV[1])
 end
 return 1`);

@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Worker, type Job as BullJob } from "bullmq";
+import { WaitingError, Worker, type Job as BullJob } from "bullmq";
 import type { Redis } from "ioredis";
 import {
   GatewayError,
@@ -22,7 +22,7 @@ import {
 } from "@switchboard/protocol";
 import { EventWriter, type WriterStop } from "./event-writer.js";
 import { DEFAULT_PREFIX, FleetKeys, llamaQueueName } from "./names.js";
-import { bullConnectionOptions, claimAttemptScript, createRedis, heartbeatScript, reconnectStrategy, type RedisConnection } from "./redis.js";
+import { bullConnectionOptions, createRedis, heartbeatScript, reconnectStrategy, type RedisConnection } from "./redis.js";
 import type { QueueMetrics } from "../queue-metrics.js";
 import type { JobEnvelope } from "./wire.js";
 
@@ -56,7 +56,11 @@ export interface ServeBackendOptions {
   heartbeatIntervalMs?: number;
   /** Heartbeat lifetime, ms: a worker silent this long is dead to the gateways. Default 3 × interval. */
   heartbeatTtlMs?: number;
-  /** On close, how long running jobs may finish before they are cancelled with an error event. Default 30000. */
+  /**
+   * On close, how long running jobs may finish. Past it they are cancelled: a
+   * job none of whose output reached its client yet goes back to its queue
+   * for another worker; the others end with an error event. Default 30000.
+   */
   drainTimeoutMs?: number;
   /** A queue with waiting jobs that this worker, idle, has not taken for this long gets a fresh BullMQ worker. Default 10000. */
   stuckAfterMs?: number;
@@ -69,8 +73,13 @@ export interface ServeBackendOptions {
   /** Longest reconnect back-off, ms. Default 1000. */
   reconnectMaxDelayMs?: number;
   logger?: Logger;
-  /** Queue metrics of this worker: stalled jobs (BullMQ's `stalled`, as this worker's checker saw them). */
-  metrics?: Pick<QueueMetrics, "jobStalled">;
+  /**
+   * Queue metrics of this worker: jobs re-run here (an attempt after the
+   * first: the earlier one stalled, died or was handed back at shutdown) and
+   * stalled jobs (BullMQ's `stalled`, as this worker's checker saw them).
+   * Waits, run times and outcomes are the gateway's to record.
+   */
+  metrics?: Pick<QueueMetrics, "jobRetried" | "jobStalled">;
   /** Stable id for logs and the heartbeat. Default `<hostname>-<pid>-<random>`. */
   workerId?: string;
 }
@@ -94,8 +103,9 @@ export interface BackendServer {
   /** Latest status, as published. */
   status(): WorkerStatus;
   /**
-   * Stops taking work, lets running jobs finish (up to `drainTimeoutMs`, then
-   * cancels them with a final error event), and closes the Redis connections.
+   * Stops taking work, lets running jobs finish (up to `drainTimeoutMs`; then
+   * a job with no output out yet goes back to its queue for another worker,
+   * the others end with an error event), and closes the Redis connections.
    * Does not close the backend.
    */
   close(options?: { drainTimeoutMs?: number }): Promise<void>;
@@ -252,7 +262,7 @@ class WorkerRuntime implements BackendServer {
 
   #startWorker(slot: QueueSlot): void {
     const options = this.#options;
-    const worker = new Worker(slot.queue.name, (job: BullJob) => this.#process(slot, job), {
+    const worker = new Worker(slot.queue.name, (job: BullJob, token?: string) => this.#process(slot, job, token), {
       connection: bullConnectionOptions(options.connection, {
         maxRetriesPerRequest: null,
         retryStrategy: reconnectStrategy(options.reconnectMaxDelayMs ?? 1000),
@@ -364,17 +374,18 @@ class WorkerRuntime implements BackendServer {
     });
   }
 
-  async #process(slot: QueueSlot, bullJob: BullJob): Promise<void> {
+  async #process(slot: QueueSlot, bullJob: BullJob, token: string | undefined): Promise<void> {
     const envelope = bullJob.data as JobEnvelope;
     const job = envelope.job;
     const logger = this.#logger.child({ requestId: job.requestId, jobId: job.id, model: job.model, backend: this.#backend.name });
     const running: RunningJob = { jobId: job.id, controller: new AbortController(), reason: undefined };
-    // Registered before the claim, so a cancel that races the claim still finds it.
+    // Registered before the first write, so a cancel that races it still finds the job.
     let jobs = this.#running.get(job.id);
     if (!jobs) this.#running.set(job.id, (jobs = new Set()));
     jobs.add(running);
     slot.running++;
     let deadlineTimer: NodeJS.Timeout | undefined;
+    let beginTimer: NodeJS.Immediate | undefined;
     try {
       const stateKey = this.#keys.jobState(job.id);
       const signal = running.controller.signal;
@@ -390,20 +401,13 @@ class WorkerRuntime implements BackendServer {
           this.#abortJob(running, reason);
         },
       });
-      // Claim and generation start together: every job saves a round trip before its first
-      // token; a job that turns out unwanted costs a moment of work and is aborted.
-      const claimed = claimAttemptScript.run(this.#redis, [stateKey], [this.workerId]).then(
-        (result) => {
-          const [status, attempt] = result as [number, number];
-          if (status === 1) writer.begin(attempt);
-          else writer.stop(status === 0 ? "not-wanted" : "superseded");
-          return status === 1;
-        },
-        (error: unknown) => {
-          writer.stop("redis-error", error);
-          return false;
-        },
-      );
+      // BullMQ counts every start of a job (a re-run after a stall or a hand-back included): that is
+      // the attempt. Whether it is still wanted, and not another attempt's, is checked by its first write.
+      const attempt = Math.max(1, bullJob.attemptsStarted);
+      if (attempt > 1) this.#options.metrics?.jobRetried(slot.queue.name);
+      // Writing starts after this turn of the event loop: a job whose events all came at once (a
+      // refusal, a cached or trivial answer) goes out in one write, its end marker included.
+      beginTimer = setImmediate(() => writer.begin(attempt));
       const deadlineAt = envelope.deadlineAt ?? job.deadlineAt;
       if (deadlineAt !== undefined) {
         deadlineTimer = setTimeout(() => this.#abortJob(running, "deadline"), Math.max(0, deadlineAt - Date.now()));
@@ -422,16 +426,35 @@ class WorkerRuntime implements BackendServer {
           sawError = true;
         }
       }
-      if (!(await claimed)) return;
       const reason = running.reason;
       if (reason === "cancelled" || reason === "not-wanted" || writer.stopped) return;
+      if (reason === "shutdown" && !sawError && (await writer.stepAside())) {
+        // Nothing of this attempt reached the client: another worker can still give the whole answer.
+        if (await this.#handBack(bullJob, token, logger)) throw new WaitingError();
+        writer.resume();
+      }
       if ((reason === "shutdown" || reason === "deadline") && !sawError) writer.push(abortedEvent(reason));
+      writer.seal();
+      writer.begin(attempt);
       await writer.end();
     } finally {
+      clearImmediate(beginTimer);
       clearTimeout(deadlineTimer);
       slot.running--;
       jobs.delete(running);
       if (jobs.size === 0) this.#running.delete(job.id);
+    }
+  }
+
+  /** Puts a job this worker holds back at the head of its queue; false if BullMQ refused (the lock was lost). */
+  async #handBack(bullJob: BullJob, token: string | undefined, logger: Logger): Promise<boolean> {
+    try {
+      await bullJob.moveToWait(token);
+      logger.info({}, "shutting down: job handed back to its queue before any output");
+      return true;
+    } catch (error) {
+      logger.warn({ err: error }, "could not hand the job back to its queue; ending it with an error");
+      return false;
     }
   }
 
