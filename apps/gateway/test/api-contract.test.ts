@@ -41,8 +41,8 @@ function exampleOf(schema: Record<string, unknown>): unknown {
 const pieces = (text: string) => text.match(/[\s\S]{1,3}/g) ?? [];
 
 async function* scriptedEngine(job: Job, context: JobContext): AsyncIterable<JobEvent> {
-  if (job.kind === "task") {
-    yield { type: "error", error: invalidRequest("The scripted engine runs no tasks.", "model").toPayload() };
+  if (job.kind === "task" || job.kind === "orchestration") {
+    yield { type: "error", error: invalidRequest("The scripted engine runs no tasks or router runs.", "model").toPayload() };
     return;
   }
   if (job.kind === "embedding") {

@@ -3,7 +3,7 @@
  * InProcessDispatcher, with a {@link ScriptedBackend} as the only engine.
  */
 import type { FastifyInstance } from "fastify";
-import { ARTIFACT_DEFAULTS, Catalog, HUGGING_FACE_DEFAULTS, type LlamaModelConfig, type ModelConfig, type SwitchboardConfig } from "@switchboard/catalog";
+import { ARTIFACT_DEFAULTS, defaultRouterSettings, Catalog, HUGGING_FACE_DEFAULTS, type LlamaModelConfig, type ModelConfig, type SwitchboardConfig } from "@switchboard/catalog";
 import { InProcessDispatcher } from "@switchboard/queue";
 import { Registry } from "@switchboard/metrics";
 import { buildGateway } from "../src/index.js";
@@ -48,6 +48,7 @@ export function testConfig(overrides: { server?: Partial<SwitchboardConfig["serv
     models,
     huggingface: { ...HUGGING_FACE_DEFAULTS, userUrls: { ...HUGGING_FACE_DEFAULTS.userUrls, allowList: [] } },
     artifacts: { ...ARTIFACT_DEFAULTS },
+    router: defaultRouterSettings(models[0]!.id),
   };
 }
 

@@ -7,7 +7,7 @@
  */
 import { TASK_NAMES, type Modality } from "@switchboard/protocol";
 import { Type, type Static, type TSchema } from "typebox";
-import type { ArtifactSettings, HuggingFaceSettings } from "./types.js";
+import type { ArtifactSettings, HuggingFaceSettings, RouterSettings } from "./types.js";
 
 /**
  * Model ids and aliases: what clients send in `model`. They are only ever
@@ -62,6 +62,21 @@ export const ARTIFACT_DEFAULTS: Readonly<Omit<ArtifactSettings, "dir" | "redisUr
   maxBytes: 32 * 1024 * 1024,
   maxTotalBytes: 512 * 1024 * 1024,
   urlTtlSeconds: 3600,
+};
+
+/** Catalog id of the router (the HuggingGPT loop served as a model). */
+export const ROUTER_MODEL_ID = "router";
+
+/** Defaults of the `router:` section; `planner` defaults to `defaultModel`, `selector` and `responder` to `planner`. */
+export const ROUTER_DEFAULTS: Readonly<Omit<RouterSettings, "planner" | "selector" | "responder">> = {
+  enabled: true,
+  aliases: ["hugginggpt"],
+  maxTasks: 8,
+  topK: 5,
+  deadlineMs: 120_000,
+  maxReplans: 2,
+  concurrency: 16,
+  runTtlSeconds: 3600,
 };
 
 /** The kinds of data models take and produce (`modalities`). */
@@ -402,6 +417,31 @@ export const ArtifactsSchema = Type.Object(
   { additionalProperties: false, description: "Where binary task outputs (images, audio, video) are kept and how their URLs are signed." },
 );
 
+const chatModelName = (description: string) => Type.Optional(Type.String({ minLength: 1, description }));
+
+export const RouterSchema = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean({ default: ROUTER_DEFAULTS.enabled, description: "Serve the router as the model `router` (and its aliases) and at `/v1/orchestrations`." })),
+    aliases: Type.Optional(
+      Type.Array(Type.String({ pattern: MODEL_ID_PATTERN }), { default: [...ROUTER_DEFAULTS.aliases], description: "Other names clients may send in `model` for the router." }),
+    ),
+    planner: chatModelName("Id or alias of the chat model that plans (a local model plans under grammars, so every plan is valid). Default: defaultModel."),
+    selector: chatModelName("Id or alias of the chat model that chooses among the top candidates of each task. Default: the planner."),
+    responder: chatModelName("Id or alias of the chat model that writes the answer from the results. Default: the planner."),
+    maxTasks: Type.Optional(Type.Integer({ minimum: 1, maximum: 32, default: ROUTER_DEFAULTS.maxTasks, description: "Most tasks in one plan (client plans included)." })),
+    topK: Type.Optional(Type.Integer({ minimum: 1, maximum: 20, default: ROUTER_DEFAULTS.topK, description: "Candidates per task the selector chooses among." })),
+    deadlineMs: Type.Optional(
+      Type.Integer({ minimum: 1000, maximum: 3_600_000, default: ROUTER_DEFAULTS.deadlineMs, description: "Time a run may spend planning, selecting and executing; the answer is written after it from what finished." }),
+    ),
+    maxReplans: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, default: ROUTER_DEFAULTS.maxReplans, description: "Re-plans a remote planner gets after a plan that does not validate." })),
+    concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: ROUTER_DEFAULTS.concurrency, description: "Runs one router process (or the embedded gateway) works on at once; the rest wait in the router queue." })),
+    runTtlSeconds: Type.Optional(
+      Type.Integer({ minimum: 60, maximum: 30 * 24 * 3600, default: ROUTER_DEFAULTS.runTtlSeconds, description: "How long run records stay readable at `GET /v1/orchestrations/{id}`." }),
+    ),
+  },
+  { additionalProperties: false, description: "The router: HuggingGPT's plan, select, execute, respond loop over the catalog's models." },
+);
+
 export const ConfigFileSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: "Path or URL of this schema, for editors." })),
@@ -438,6 +478,7 @@ export const ConfigFileSchema = Type.Object(
     ),
     huggingface: Type.Optional(HuggingFaceSchema),
     artifacts: Type.Optional(ArtifactsSchema),
+    router: Type.Optional(RouterSchema),
   },
   { additionalProperties: false, description: "Switchboard gateway configuration." },
 );

@@ -335,3 +335,47 @@ describe("validation", () => {
     expect(problems.join("\n")).not.toContain("sk-very-secret");
   });
 });
+
+describe("the router section", () => {
+  const chatModel = { id: "chat", backend: "hf", model: "acme/chat", task: "conversational" };
+  const captioner = { id: "captioner", backend: "hf", model: "acme/cap", task: "image-to-text" };
+
+  it("defaults every role to the default model, with the alias hugginggpt", () => {
+    const config = parseConfig({ defaultModel: "b", models: [tiny("a"), tiny("b")] }, { env: {}, baseDir: dir });
+    expect(config.router).toEqual({
+      enabled: true,
+      aliases: ["hugginggpt"],
+      planner: "b",
+      selector: "b",
+      responder: "b",
+      maxTasks: 8,
+      topK: 5,
+      deadlineMs: 120_000,
+      maxReplans: 2,
+      concurrency: 16,
+      runTtlSeconds: 3600,
+    });
+  });
+
+  it("resolves role aliases to catalog ids; the selector and responder follow the planner", () => {
+    const config = parseConfig({ models: [tiny("a", { aliases: ["small"] }), chatModel], router: { planner: "small", responder: "chat", maxTasks: 3 } }, { env: {}, baseDir: dir });
+    expect(config.router).toMatchObject({ planner: "a", selector: "a", responder: "chat", maxTasks: 3 });
+  });
+
+  it("names roles that are unknown or not chat models, and models that take the router's names", () => {
+    expect(problemsOf({ models: [tiny("router"), tiny("a"), captioner], router: { planner: "nope", selector: "captioner", aliases: ["a"] } })).toEqual([
+      "models[0].id: 'router' is the router's name; rename the model, or set router.enabled: false",
+      "models[1].id: 'a' is the router's name (router.aliases); rename the model, or set router.enabled: false",
+      expect.stringMatching(/^router\.planner: 'nope' is not the id or alias of any model \(known: /),
+      "router.selector: 'captioner' is not a chat model: use a local (llama) model or a remote conversational or text-generation model",
+    ]);
+  });
+
+  it("plans with the first chat model when the default model is a specialist, and is off when nothing can chat", () => {
+    expect(parseConfig({ models: [captioner, tiny("a")] }, { env: {}, baseDir: dir }).router).toMatchObject({ enabled: true, planner: "a" });
+    expect(parseConfig({ models: [captioner] }, { env: {}, baseDir: dir }).router.enabled).toBe(false);
+    expect(problemsOf({ models: [captioner], router: { enabled: true } })).toEqual([
+      "router.enabled: the router needs a chat model to plan with, and the catalog has none: add a local (llama) model or a remote conversational model",
+    ]);
+  });
+});

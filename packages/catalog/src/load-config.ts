@@ -19,12 +19,14 @@ import {
   HUGGING_FACE_DEFAULTS,
   MODEL_BACKENDS,
   MODEL_ID_PATTERN,
+  ROUTER_DEFAULTS,
+  ROUTER_MODEL_ID,
   type ConfigFile,
   type ModelFileEntry,
 } from "./config-schema.js";
 import { DEFAULT_CONFIG_FILE, DEFAULT_MODELS } from "./default-config.js";
 import { parseModelSource } from "./model-source.js";
-import type { ArtifactSettings, HfModelConfig, HuggingFaceSettings, LlamaModelConfig, ModelConfig, SamplingDefaults, SwitchboardConfig } from "./types.js";
+import type { ArtifactSettings, HfModelConfig, HuggingFaceSettings, LlamaModelConfig, ModelConfig, RouterSettings, SamplingDefaults, SwitchboardConfig } from "./types.js";
 
 /** Thrown when the configuration cannot be used; `problems` holds one line per problem. */
 export class ConfigError extends Error {
@@ -363,6 +365,7 @@ function checkSemantics(file: ConfigFile): Problem[] {
     const known = [...names.keys()].map((name) => `'${name}'`).join(", ");
     problems.push({ path: "defaultModel", message: `'${file.defaultModel}' is not the id or alias of any model (known: ${known})` });
   }
+  problems.push(...checkRouter(file, names, models));
   for (const location of names.get("default") ?? []) {
     if (location.isId) {
       problems.push({ path: location.path, message: "'default' is reserved: it always names defaultModel" });
@@ -371,6 +374,42 @@ function checkSemantics(file: ConfigFile): Problem[] {
     }
   }
   return problems;
+}
+
+/** The router's names must not shadow a model, and its roles must name chat models. */
+function checkRouter(file: ConfigFile, names: Map<string, { path: string; modelIndex: number }[]>, models: unknown[]): Problem[] {
+  const problems: Problem[] = [];
+  const section = isRecord(file.router) ? file.router : {};
+  if (section.enabled === false) return problems;
+  const routerNames = [ROUTER_MODEL_ID, ...(Array.isArray(section.aliases) ? section.aliases : ROUTER_DEFAULTS.aliases)];
+  routerNames.forEach((name, index) => {
+    const owner = typeof name === "string" ? names.get(name)?.[0] : undefined;
+    if (owner) problems.push({ path: owner.path, message: `'${name}' is the router's name${index === 0 ? "" : " (router.aliases)"}; rename the model, or set router.enabled: false` });
+    if (name === "default") problems.push({ path: `router.aliases[${index - 1}]`, message: "'default' is reserved: it always names defaultModel" });
+  });
+  for (const role of ["planner", "selector", "responder"] as const) {
+    const name = section[role];
+    if (typeof name !== "string") continue;
+    const owner = names.get(name)?.[0];
+    if (!owner) {
+      problems.push({ path: `router.${role}`, message: `'${name}' is not the id or alias of any model (known: ${[...names.keys()].map((known) => `'${known}'`).join(", ")})` });
+      continue;
+    }
+    const model = models[owner.modelIndex];
+    if (isRecord(model) && !isChatModelEntry(model)) problems.push({ path: `router.${role}`, message: `'${name}' is not a chat model: use a local (llama) model or a remote conversational or text-generation model` });
+  }
+  if (section.planner === undefined && section.enabled === true && !models.some((model) => isRecord(model) && isChatModelEntry(model)))
+    problems.push({ path: "router.enabled", message: "the router needs a chat model to plan with, and the catalog has none: add a local (llama) model or a remote conversational model" });
+  return problems;
+}
+
+function isChatModel(model: ModelConfig): boolean {
+  return isChatModelEntry(model as unknown as Record<string, unknown>);
+}
+
+/** Local models chat; remote ones when their task is chat or text generation. */
+function isChatModelEntry(model: Record<string, unknown>): boolean {
+  return model.backend === "llama" || (model.backend === "hf" && (model.task === "conversational" || model.task === "text-generation"));
 }
 
 function checkLlamaTokens(model: Record<string, unknown>, at: string): Problem[] {
@@ -449,6 +488,7 @@ function resolveConfig(file: ConfigFile, options: ParseConfigOptions, envPaths: 
     models,
     huggingface: resolveHuggingFace(file.huggingface),
     artifacts: resolveArtifacts(file.artifacts, options.baseDir),
+    router: resolveRouter(file.router, models, defaultModel),
   };
   if (options.configPath !== undefined) config.configPath = options.configPath;
   return config;
@@ -517,6 +557,32 @@ function resolveHuggingFace(section: ConfigFile["huggingface"] = {}): HuggingFac
   return settings;
 }
 
+/** Router settings at their defaults with `planner` (and selector, responder) set to one model: for configurations built in code. */
+export function defaultRouterSettings(planner: string, overrides: Partial<RouterSettings> = {}): RouterSettings {
+  return { ...ROUTER_DEFAULTS, aliases: [...ROUTER_DEFAULTS.aliases], planner, selector: planner, responder: planner, ...overrides };
+}
+
+function resolveRouter(section: ConfigFile["router"] = {}, models: readonly ModelConfig[], defaultModel: ModelConfig): RouterSettings {
+  const idOf = (name: string | undefined, fallback: string) => (name === undefined ? fallback : (models.find((model) => model.id === name || model.aliases.includes(name))?.id ?? fallback));
+  // Without a planner named: the default model when it chats, else the first model that does.
+  const chatModel = isChatModel(defaultModel) ? defaultModel : models.find(isChatModel);
+  const planner = idOf(section.planner, chatModel?.id ?? defaultModel.id);
+  return {
+    // No chat model at all: nothing could plan, so the router is off.
+    enabled: (section.enabled ?? ROUTER_DEFAULTS.enabled) && (section.planner !== undefined || chatModel !== undefined),
+    aliases: [...(section.aliases ?? ROUTER_DEFAULTS.aliases)],
+    planner,
+    selector: idOf(section.selector, planner),
+    responder: idOf(section.responder, planner),
+    maxTasks: section.maxTasks ?? ROUTER_DEFAULTS.maxTasks,
+    topK: section.topK ?? ROUTER_DEFAULTS.topK,
+    deadlineMs: section.deadlineMs ?? ROUTER_DEFAULTS.deadlineMs,
+    maxReplans: section.maxReplans ?? ROUTER_DEFAULTS.maxReplans,
+    concurrency: section.concurrency ?? ROUTER_DEFAULTS.concurrency,
+    runTtlSeconds: section.runTtlSeconds ?? ROUTER_DEFAULTS.runTtlSeconds,
+  };
+}
+
 function resolveArtifacts(section: ConfigFile["artifacts"] = {}, baseDir: string): ArtifactSettings {
   const settings: ArtifactSettings = {
     ttlSeconds: section.ttlSeconds ?? ARTIFACT_DEFAULTS.ttlSeconds,
@@ -550,7 +616,7 @@ function formatProblem(problem: Problem, envPaths: EnvPaths): string {
   return `${name}${variable ? ` (from ${variable})` : ""}: ${problem.message}`;
 }
 
-const TOP_LEVEL_ORDER = ["", "PORT", "$schema", "server", "apiKeys", "modelsDir", "defaultModel", "models", "huggingface", "artifacts"];
+const TOP_LEVEL_ORDER = ["", "PORT", "$schema", "server", "apiKeys", "modelsDir", "defaultModel", "models", "huggingface", "artifacts", "router"];
 
 /** File order: top-level keys as in the schema, then by model index, then as found; duplicates removed. */
 function sortProblems(problems: Problem[]): Problem[] {

@@ -152,6 +152,25 @@ export interface ArtifactSettings {
   secret?: string;
 }
 
+/** The router (`router:` in the config file); model names are resolved to catalog ids. */
+export interface RouterSettings {
+  enabled: boolean;
+  /** Other names of the router model (`hugginggpt`). */
+  aliases: string[];
+  /** Catalog ids of the chat models that plan, select and respond. */
+  planner: string;
+  selector: string;
+  responder: string;
+  maxTasks: number;
+  topK: number;
+  deadlineMs: number;
+  maxReplans: number;
+  /** Runs one process works on at once. */
+  concurrency: number;
+  /** How long run records are kept. */
+  runTtlSeconds: number;
+}
+
 export interface ServerConfig {
   host: string;
   port: number;
@@ -176,6 +195,7 @@ export interface SwitchboardConfig {
   /** Hugging Face settings shared by every remote model. */
   huggingface: HuggingFaceSettings;
   artifacts: ArtifactSettings;
+  router: RouterSettings;
   /** Absolute path of the file this configuration was read from; absent for the built-in default or inline data. */
   configPath?: string;
 }

@@ -97,8 +97,32 @@ export interface EmbeddingJob extends JobBase {
   input: string[];
 }
 
+/**
+ * A chat message as a client sent it to the router: content parts are kept
+ * (`image_url` and `input_audio` parts become the run's inputs).
+ */
+export interface OrchestrationJobMessage {
+  role: "system" | "developer" | "user" | "assistant" | "tool";
+  content: string | ({ type: string } & Record<string, unknown>)[] | null;
+  name?: string;
+}
+
+/**
+ * A router run (the HuggingGPT loop): plan, select, execute, respond. Its
+ * events are `progress` for each stage, `text-delta` for the answer, one
+ * `run` with the run record, then `finish` (with the run's LLM token usage).
+ */
+export interface OrchestrationJob extends JobBase {
+  kind: "orchestration";
+  messages: OrchestrationJobMessage[];
+  /** Plan and select only. */
+  dryRun?: boolean;
+  /** A plan the client supplies; validated by the router (a 400 naming the bad node). */
+  plan?: unknown;
+}
+
 /** Every job kind; `task` jobs (remote specialists) are defined in `tasks.ts`. */
-export type Job = ChatJob | CompletionJob | EmbeddingJob | TaskJob;
+export type Job = ChatJob | CompletionJob | EmbeddingJob | TaskJob | OrchestrationJob;
 export type JobKind = Job["kind"];
 
 export type FinishReason = "stop" | "length" | "tool_calls" | "content_filter";
@@ -154,6 +178,29 @@ export type JobEvent =
     }
   /** The output of a `task` job. */
   | TaskResultEvent
+  /** A router run's progress (plan made, model chosen, task started or finished), as the planner reports it. */
+  | {
+      type: "progress";
+      progress: RouterProgress;
+      /** The same report as one line of text, for chat clients. */
+      text: string;
+    }
+  /** A router run's record, sent once before its `finish` (or its in-band `error`). */
+  | { type: "run"; record: RouterRunRecord }
   | { type: "error"; error: ErrorPayload };
 
 export type JobEventType = JobEvent["type"];
+
+/** One progress report of a router run; its shape is the planner's `ProgressEvent`. */
+export interface RouterProgress {
+  type: string;
+  runId: string;
+  [field: string]: unknown;
+}
+
+/** A router run's record; its full shape is the planner's `RunRecord` (plain JSON). */
+export interface RouterRunRecord {
+  id: string;
+  status: string;
+  createdAt: number;
+}

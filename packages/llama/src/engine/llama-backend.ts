@@ -315,6 +315,8 @@ function planJob(job: Job, runtime: ModelRuntime): Promise<JobPlan<unknown>> | J
       return planEmbedding(job, runtime) as Promise<JobPlan<unknown>>;
     case "task":
       throw invalidRequest(`The model '${job.model}' is a local language model; it does not run '${job.task}' tasks.`, "model", "model_not_supported");
+    case "orchestration":
+      throw invalidRequest(`The model '${job.model}' is a local language model, not the router.`, "model", "model_not_supported");
   }
 }
 

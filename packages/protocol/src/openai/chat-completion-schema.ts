@@ -22,7 +22,9 @@ import { CompletionUsageSchema, DiscriminatedUnion, JsonObject, Nullable, sampli
  */
 export const ChatContentPartSchema = Type.Object(
   {
-    type: Type.String({ description: "`text` (served) or `refusal` in assistant messages; `image_url`, `input_audio` and `file` are refused with 400." }),
+    type: Type.String({
+      description: "`text`, or `refusal` in assistant messages. `image_url` and `input_audio` are served by the `router` model (they become the run's inputs); other models refuse them with 400.",
+    }),
     text: Type.Optional(Type.String({ description: "The text of a `text` part." })),
     refusal: Type.Optional(Type.String({ description: "The text of a `refusal` part (assistant messages)." })),
   },
@@ -196,6 +198,7 @@ export const ChatCompletionMessageSchema = Type.Object(
     content: Nullable(Type.String({ description: "The reply text; null when the model only called tools." })),
     refusal: Type.Null({ description: "Always null: the gateway never refuses on its own." }),
     tool_calls: Type.Optional(Type.Array(ChatMessageToolCallSchema)),
+    reasoning_content: Type.Optional(Type.String({ description: "The `router` model only: its progress (plan, models chosen, tasks run), one line per step." })),
   },
   { description: "The model's reply." },
 );
@@ -235,6 +238,7 @@ export const ChatCompletionChunkSchema = Type.Object(
           role: Type.Optional(Type.Literal("assistant", { description: "Present on the first delta of each choice." })),
           content: Type.Optional(Nullable(Type.String())),
           refusal: Type.Optional(Type.Null()),
+          reasoning_content: Type.Optional(Type.String({ description: "The `router` model only: one line of its progress; the chunk's `switchboard.progress` has the same as data." })),
           tool_calls: Type.Optional(
             Type.Array(
               Type.Object({
@@ -258,6 +262,12 @@ export const ChatCompletionChunkSchema = Type.Object(
       Nullable(CompletionUsageSchema, {
         description: "With `stream_options.include_usage`: null on every chunk but the last, whose `choices` is empty and which carries the request's usage.",
       }),
+    ),
+    switchboard: Type.Optional(
+      Type.Object(
+        { progress: Type.Object({ type: Type.String(), runId: Type.String() }, { additionalProperties: true, description: "An orchestration stream event (see `OrchestrationStreamEvent`)." }) },
+        { description: "The `router` model only: the progress report this chunk's `reasoning_content` describes." },
+      ),
     ),
   },
   {

@@ -100,8 +100,23 @@ export class ChatStreamEncoder {
           '"}' +
           this.#suffix
         );
+      case "progress":
+        // Router runs: the stage as reasoning text chat UIs show apart from the answer, and as data.
+        return (
+          this.#prefix +
+          '{"index":0,"delta":{' +
+          this.#roleOnce(0) +
+          '"reasoning_content":' +
+          JSON.stringify(event.text) +
+          '},"logprobs":null,"finish_reason":null}],"switchboard":{"progress":' +
+          JSON.stringify(event.progress) +
+          "}" +
+          this.#suffix.slice(1)
+        );
       case "embeddings":
       case "error":
+      case "task-result":
+      case "run":
         return undefined;
     }
   }
@@ -138,6 +153,8 @@ interface ChoiceState {
 export class ChatCompletionAccumulator {
   readonly #identity: CompletionIdentity;
   readonly #choices: ChoiceState[] = [];
+  /** Progress of a router run, shown as the message's `reasoning_content`. */
+  readonly #reasoning: string[] = [];
   #promptTokens = 0;
   #completionTokens = 0;
 
@@ -170,8 +187,13 @@ export class ChatCompletionAccumulator {
         this.#completionTokens += event.completionTokens;
         if (event.promptTokens !== undefined) this.#promptTokens = event.promptTokens;
         return;
+      case "progress":
+        this.#reasoning.push(event.text);
+        return;
       case "embeddings":
       case "error":
+      case "task-result":
+      case "run":
         return;
     }
   }
@@ -190,6 +212,7 @@ export class ChatCompletionAccumulator {
         refusal: null,
       };
       if (toolCalls.length > 0) message.tool_calls = toolCalls;
+      if (index === 0 && this.#reasoning.length > 0) Object.assign(message, { reasoning_content: this.#reasoning.join("") });
       choices.push({ index, message, logprobs: null, finish_reason: choice.finishReason ?? "stop" });
     });
     return {

@@ -10,6 +10,7 @@ import { CompletionChunkSchema, CompletionRequestSchema, CompletionResponseSchem
 import { EmbeddingRequestSchema, EmbeddingResponseSchema } from "./embedding-schema.js";
 import { ModelListSchema, ModelSchema } from "./model-schema.js";
 import { ImageGenerationRequestSchema, ImagesResponseSchema } from "./image-schema.js";
+import { OrchestrationListSchema, OrchestrationRequestSchema, OrchestrationSchema, OrchestrationStreamEventSchema } from "./orchestration-schema.js";
 import { SpeechRequestSchema, TranscriptionRequestSchema, TranscriptionResponseSchema, TranscriptionVerboseResponseSchema } from "./audio-schema.js";
 
 export * from "./common-schema.js";
@@ -19,6 +20,7 @@ export * from "./embedding-schema.js";
 export * from "./model-schema.js";
 export * from "./image-schema.js";
 export * from "./audio-schema.js";
+export * from "./orchestration-schema.js";
 export * from "./sse.js";
 export * from "./encoding-common.js";
 export * from "./chat-encoding.js";
@@ -48,4 +50,8 @@ export const openAISchemas = [
   TranscriptionRequestSchema,
   TranscriptionResponseSchema,
   TranscriptionVerboseResponseSchema,
+  OrchestrationRequestSchema,
+  OrchestrationSchema,
+  OrchestrationListSchema,
+  OrchestrationStreamEventSchema,
 ] as const;
