@@ -29,3 +29,7 @@ export {
   runOrchestration,
   type OrchestrationOptions,
 } from "./orchestration.js";
+export { ModelHealth, liveCatalogView, measuredExecutor, type LiveCatalogOptions, type ModelHealthOptions } from "./catalog-view.js";
+export { MemoryRunStore, RedisRunStore, type RedisRunStoreOptions, type RunStore, type RunStoreLimits } from "./run-store.js";
+export { RouterBackend, type RouterBackendOptions } from "./router-backend.js";
+export { progressText } from "./progress-text.js";
