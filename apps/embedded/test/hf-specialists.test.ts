@@ -203,6 +203,34 @@ describe("user-supplied URLs", () => {
     expect(connections).toBe(0);
     expect(wire.requests.filter((request) => request.style !== "hub")).toHaveLength(0);
   });
+
+  it.each([
+    ["a loopback address", () => `http://127.0.0.1:${targetPort}/cat.png`, /127\.0\.0\.1 is .*loopback/i],
+    ["a name that resolves to loopback", () => `http://localhost:${targetPort}/cat.png`, /'localhost' resolves to .*loopback/i],
+    ["a private address", () => "http://10.0.0.7/cat.png", /10\.0\.0\.7 is .*private/i],
+  ])("refuses a URL that redirects to %s with a 400, and fetches nothing there", async (_name, location, reason) => {
+    // The first hop is allowed (127.0.0.2 is allow-listed) and answers with a redirect.
+    const redirector = createServer((_request, response) => {
+      response.writeHead(302, { location: location() });
+      response.end();
+    });
+    let hops = 0;
+    redirector.on("request", () => (hops += 1));
+    await new Promise<void>((resolve) => redirector.listen(0, "127.0.0.2", resolve));
+    try {
+      const answer = await post("/v1/tasks/image-classification", { model: endpointId("image-classification"), inputs: `http://127.0.0.2:${(redirector.address() as AddressInfo).port}/cat.png` });
+      expect(answer.status).toBe(400);
+      expect(answer.json.error).toMatchObject({ type: "invalid_request_error", code: "url_refused", param: "inputs" });
+      expect(answer.json.error.message).toMatch(reason);
+      expect(answer.json.error.message).toMatch(/only public addresses can be fetched/);
+      // The redirect was followed as far as the check, and no further.
+      expect(hops).toBe(1);
+      expect(connections).toBe(0);
+      expect(wire.requests.filter((request) => request.style !== "hub")).toHaveLength(0);
+    } finally {
+      await new Promise<void>((resolve) => redirector.close(() => resolve()));
+    }
+  });
 });
 
 describe("artifacts", () => {

@@ -31,9 +31,11 @@ import { servesTask } from "@switchboard/catalog";
 import { Value } from "typebox/value";
 import { resolveBinaryInput, type ArtifactResolver } from "./binary-data.js";
 import { CircuitBreaker } from "./circuit-breaker.js";
+import { buildsEndpointChat, endpointChatBody, endpointChatHeaders, endpointChatUrl } from "./endpoint-chat.js";
+import { EventStreamParser } from "./event-stream.js";
 import { lazyChild } from "./lazy-logger.js";
 import type { HfUpstreamMetrics } from "./hf-metrics.js";
-import type { HfModelConfig, HuggingFaceSettings } from "./hf-settings.js";
+import { HUGGING_FACE_HUB_URL, type HfModelConfig, type HuggingFaceSettings } from "./hf-settings.js";
 import { TASK_RESPONSE_BODY, TASK_RUNNERS, normalizeEmbeddings, type HfCallArgs, type TaskCall } from "./task-runners.js";
 import {
   CallCancelledError,
@@ -44,7 +46,8 @@ import {
   upstreamFailed,
   upstreamTimeout,
 } from "./upstream-errors.js";
-import { UpstreamFetch, type ExpectedBody } from "./upstream-fetch.js";
+import { UpstreamFetch, type ExpectedBody, type UpstreamCall } from "./upstream-fetch.js";
+import type { ChunkSource } from "./upstream-network.js";
 import type { ResolvedAddress } from "./user-url.js";
 
 /** Chat request in the client's (OpenAI-compatible) shape, `model` excluded. */
@@ -77,6 +80,25 @@ export interface HfCallContext {
   logger?: Logger;
   /** Epoch milliseconds; the call's budget is cut to fit. */
   deadlineAt?: number;
+}
+
+/** The client's Hub lookups (provider mappings) go through the owned fetch; its other request is the inference call. */
+const HUB_API_PREFIX = `${HUGGING_FACE_HUB_URL}/api/`;
+
+/** Thrown through the client once it has handed over the request it built. */
+const REQUEST_BUILT: unique symbol = Symbol("request built");
+
+/**
+ * A chat completion from an endpoint model, as the client would make it
+ * (endpoint-chat.ts). The owned fetch has refused errors and unusable
+ * bodies; like the client, only an `application/json` answer is read as JSON
+ * (anything else would reach the caller's check as a Blob: no choices).
+ */
+async function endpointChatCompletion(call: TaskCall, args: HfCallArgs & { endpointUrl: string }, request: HfChatRequest): Promise<HfChatOutput> {
+  // The call's signal is the owned fetch's already.
+  const response = await call.options.fetch(endpointChatUrl(args.endpointUrl), { method: "POST", headers: endpointChatHeaders(args), body: endpointChatBody(args, request, false) });
+  if (!response.headers.get("content-type")?.startsWith("application/json")) return {} as HfChatOutput;
+  return (await response.json()) as HfChatOutput;
 }
 
 /** Providers whose task helpers make every request through the client's `fetch` option. */
@@ -113,6 +135,8 @@ export class HfEngine {
   private readonly byId = new Map<string, HfModelConfig>();
   /** Models that said they are loading, until when (epoch ms). */
   private readonly loadingUntil = new Map<string, number>();
+  /** Per model entry: its call arguments, fixed by the configuration. */
+  private readonly argsByModel = new WeakMap<HfModelConfig, HfCallArgs>();
 
   constructor(private readonly options: HfEngineOptions) {
     const problems = checkHfModels(options.models);
@@ -169,12 +193,17 @@ export class HfEngine {
 
   /** Where the model is and whether it gets the token. */
   callArgs(model: HfModelConfig): HfCallArgs {
-    const sendToken = model.sendToken ?? (!model.endpointUrl || isHuggingFaceEndpoint(model.endpointUrl));
-    return {
-      model: model.model,
-      ...(model.endpointUrl ? { endpointUrl: model.endpointUrl } : { provider: model.provider ?? "hf-inference" }),
-      ...(sendToken && this.options.settings.token ? { accessToken: this.options.settings.token } : {}),
-    };
+    let args = this.argsByModel.get(model);
+    if (!args) {
+      const sendToken = model.sendToken ?? (!model.endpointUrl || isHuggingFaceEndpoint(model.endpointUrl));
+      args = Object.freeze({
+        model: model.model,
+        ...(model.endpointUrl ? { endpointUrl: model.endpointUrl } : { provider: model.provider ?? "hf-inference" }),
+        ...(sendToken && this.options.settings.token ? { accessToken: this.options.settings.token } : {}),
+      });
+      this.argsByModel.set(model, args);
+    }
+    return args;
   }
 
   private budget(model: HfModelConfig, context: HfCallContext): number {
@@ -182,18 +211,20 @@ export class HfEngine {
     return Math.min(model.timeoutMs, left);
   }
 
-  private makeCall(model: HfModelConfig, expect: ExpectedBody, timeoutMs: number, context: HfCallContext, onStreamRead?: () => void): TaskCall {
-    const logger = lazyChild(context.logger ?? this.logger, { model: model.id, backend: "hf" });
-    const fetch = this.upstream.forCall({
+  private upstreamCall(model: HfModelConfig, expect: ExpectedBody, timeoutMs: number, context: HfCallContext): UpstreamCall {
+    return {
       model: model.id,
       ...(model.endpointUrl ? { endpointUrl: model.endpointUrl } : {}),
       timeoutMs,
       ...(context.signal ? { signal: context.signal } : {}),
       expect,
-      logger,
+      logger: lazyChild(context.logger ?? this.logger, { model: model.id, backend: "hf" }),
       provider: model.endpointUrl ? "endpoint" : (model.provider ?? "hf-inference"),
-      ...(onStreamRead ? { onStreamRead } : {}),
-    });
+    };
+  }
+
+  private makeCall(model: HfModelConfig, expect: ExpectedBody, timeoutMs: number, context: HfCallContext): TaskCall {
+    const fetch = this.upstream.forCall(this.upstreamCall(model, expect, timeoutMs, context));
     const args = this.callArgs(model);
     const userUrls = this.options.settings.userUrls;
     return {
@@ -297,7 +328,9 @@ export class HfEngine {
   async chatCompletion(id: string, request: HfChatRequest, context: HfCallContext = {}): Promise<HfChatOutput> {
     const model = this.require(id, "conversational");
     return this.guard(model, "json", context, async (call) => {
-      const output = await call.client.chatCompletion({ ...call.args, ...request } as Parameters<InferenceClient["chatCompletion"]>[0], call.options);
+      const output = buildsEndpointChat(call.args, request)
+        ? await endpointChatCompletion(call, call.args, request)
+        : await call.client.chatCompletion({ ...call.args, ...request } as Parameters<InferenceClient["chatCompletion"]>[0], call.options);
       if (!output || !Array.isArray(output.choices) || output.choices.length === 0 || !output.choices.every((choice) => choice && typeof choice.message === "object")) {
         throw upstreamBadResponse(model.id, "a chat completion without choices");
       }
@@ -315,57 +348,117 @@ export class HfEngine {
   }
 
   /**
-   * A streamed chat completion in batches: the chunks the client parsed from
-   * the same network read come together (a fast upstream sends many to a
-   * packet; a model that writes token by token gives batches of one, with no
-   * wait). Each event that crosses the job layers costs the same however
-   * much text it carries, so this is the cheap way to pass a stream on. Same
-   * errors as {@link chatCompletionStream}.
+   * A streamed chat completion in batches: the chunks of one network read
+   * come together (a fast upstream sends many to a packet; a model that
+   * writes token by token gives batches of one, with no wait). Each event
+   * that crosses the job layers costs the same however much text it
+   * carries, so this is the cheap way to pass a stream on. The request is
+   * the client's (see {@link openChatStream}); the engine sends it through
+   * the owned fetch and reads the event stream itself (event-stream.ts), by
+   * the client's rules. Same errors as {@link chatCompletionStream}.
    */
   async *chatCompletionBatches(id: string, request: HfChatRequest, context: HfCallContext = {}): AsyncGenerator<HfChatChunk[]> {
     const model = this.require(id, "conversational");
     const timeoutMs = this.admit(model, context);
-    // Our own stop, for a consumer that leaves early without its signal firing.
-    const stop = new AbortController();
-    const signal = context.signal ? AbortSignal.any([context.signal, stop.signal]) : stop.signal;
-    const batches = new ChunkBatches<HfChatChunk>();
-    const call = this.makeCall(model, "stream", timeoutMs, { ...context, signal }, () => batches.cut());
+    let body: ChunkSource | undefined;
     let failure: unknown;
     let finished = false;
-    // The client runs ahead in its own loop; a batch is cut whenever it asks the network for more.
-    const pump = (async () => {
-      const stream = call.client.chatCompletionStream({ ...call.args, ...request } as Parameters<InferenceClient["chatCompletionStream"]>[0], call.options);
-      let sawFinish = false;
-      for await (const chunk of stream) {
-        if (!chunk || typeof chunk !== "object" || !Array.isArray(chunk.choices)) throw upstreamBadResponse(model.id, "a stream event that is not a chat completion chunk");
-        if (chunk.choices.some((choice) => choice?.finish_reason)) sawFinish = true;
-        batches.push(chunk);
-        await batches.room();
-      }
-      // The client drops a cut-off last event silently; a stream must end with a finish reason.
-      if (!sawFinish) throw upstreamBadResponse(model.id, "the stream ended before the answer was finished");
-    })().then(
-      () => batches.end(),
-      (error: unknown) => batches.fail(error),
-    );
     try {
-      for (;;) {
-        const batch = await batches.take();
-        if (batch === undefined) break;
-        yield batch;
+      body = await this.openChatStream(model, request, timeoutMs, context);
+      const events = new EventStreamParser();
+      let sawFinish = false;
+      let done = false;
+      while (!done) {
+        const bytes = await body.next();
+        if (bytes === undefined) break;
+        const batch: HfChatChunk[] = [];
+        let broken: unknown;
+        try {
+          for (const data of events.push(bytes)) {
+            if (data === "[DONE]") {
+              done = true;
+              break;
+            }
+            const chunk = this.streamChunk(model, data, context);
+            if (!sawFinish && chunk.choices.some((choice) => choice?.finish_reason)) sawFinish = true;
+            batch.push(chunk);
+          }
+        } catch (error) {
+          broken = error;
+        }
+        // Events read before a failure still go out first; then the failure.
+        if (batch.length > 0) yield batch;
+        if (broken !== undefined) throw broken;
       }
+      // The rest after [DONE] is read in the background, so the connection goes back to the pool.
+      if (done) body.release();
+      // The client's parser drops a cut-off last event silently; a stream must end with a finish reason.
+      if (!sawFinish) throw upstreamBadResponse(model.id, "the stream ended before the answer was finished");
       finished = true;
     } catch (error) {
-      failure = this.mapError(error, model, { ...context, signal });
+      failure = this.mapError(error, model, context);
       throw failure;
     } finally {
-      if (!finished && failure === undefined) stop.abort();
-      void pump;
+      // A consumer that stops early: drop the upstream stream.
+      if (!finished) body?.cancel();
       // A consumer that stops early settles nothing about the model's health.
       if (failure !== undefined) this.settle(model, failure);
       else if (finished) this.settle(model, undefined);
       else this.breaker.release(model.id);
     }
+  }
+
+  /**
+   * Opens a chat stream through the owned fetch. An endpoint model's request
+   * is built here by the client's rules (endpoint-chat.ts); any other is
+   * built by the client itself (with its Hub lookups), taken from it at the
+   * point where it would send it.
+   */
+  private async openChatStream(model: HfModelConfig, request: HfChatRequest, timeoutMs: number, context: HfCallContext): Promise<ChunkSource> {
+    const upstream = this.upstream.forStream(this.upstreamCall(model, "stream", timeoutMs, context));
+    const args = this.callArgs(model);
+    if (buildsEndpointChat(args, request)) {
+      // The call's signal is the owned fetch's already.
+      return upstream.open(endpointChatUrl(args.endpointUrl), { method: "POST", headers: endpointChatHeaders(args), body: endpointChatBody(args, request, true) });
+    }
+    let built: { url: string; init: RequestInit } | undefined;
+    const capture = ((input: string | URL | Request, init?: RequestInit) => {
+      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+      if (url.startsWith(HUB_API_PREFIX)) return upstream.fetch(input, init);
+      built = { url, init: init ?? {} };
+      throw REQUEST_BUILT;
+    }) as typeof fetch;
+    const options = { fetch: capture, retry_on_error: false as const, ...(context.signal ? { signal: context.signal } : {}) };
+    try {
+      await this.client.chatCompletionStream({ ...args, ...request } as Parameters<InferenceClient["chatCompletionStream"]>[0], options).next();
+    } catch (error) {
+      if (error !== REQUEST_BUILT) throw error;
+    }
+    if (!built) throw upstreamFailed(model.id, "the Hugging Face client built no request");
+    return upstream.open(built.url, built.init);
+  }
+
+  /** One event of a chat stream, as the client would have handed it on, checked. */
+  private streamChunk(model: HfModelConfig, data: string, context: HfCallContext): HfChatChunk {
+    let chunk: unknown;
+    try {
+      chunk = JSON.parse(data);
+    } catch {
+      (context.logger ?? this.logger).warn({ model: model.id, backend: "hf", error: "SyntaxError", bytes: data.length }, "malformed JSON in the upstream event stream");
+      throw upstreamBadResponse(model.id, "malformed JSON");
+    }
+    if (typeof chunk === "object" && chunk !== null && "error" in chunk) {
+      // An error event: its text can quote the request, so it is logged (redacted), never put in the message.
+      const reported = (chunk as { error: unknown }).error;
+      const text = typeof reported === "string" ? reported : typeof (reported as { message?: unknown })?.message === "string" ? (reported as { message: string }).message : JSON.stringify(reported);
+      const detail = redactSecrets(String(text), [this.options.settings.token]).slice(0, 500);
+      (context.logger ?? this.logger).warn({ model: model.id, backend: "hf", error: "stream error event", detail }, "upstream error in the event stream");
+      throw upstreamFailed(model.id, "the upstream server reported an error");
+    }
+    if (!chunk || typeof chunk !== "object" || !Array.isArray((chunk as { choices?: unknown }).choices)) {
+      throw upstreamBadResponse(model.id, "a stream event that is not a chat completion chunk");
+    }
+    return chunk as HfChatChunk;
   }
 
   /** Embeddings, one vector per text (feature extraction; TEI's `[[...]]` for one text is handled). */
@@ -375,66 +468,5 @@ export class HfEngine {
       const output = await call.client.featureExtraction({ ...call.args, inputs: texts } as Parameters<InferenceClient["featureExtraction"]>[0], call.options);
       return normalizeEmbeddings(call, output, texts.length);
     });
-  }
-}
-
-/**
- * Chunks handed from a producer loop to a consumer in batches: `push` adds to
- * the open batch, `cut` closes it (the producer is about to wait on the
- * network), `take` gives the next closed batch or waits for one. The
- * producer waits (`room`) while several batches are unread.
- */
-class ChunkBatches<T> {
-  #open: T[] = [];
-  readonly #ready: T[][] = [];
-  #done = false;
-  #error: { error: unknown } | undefined;
-  #wake: (() => void) | undefined;
-  #roomWaiter: (() => void) | undefined;
-
-  push(item: T): void {
-    this.#open.push(item);
-  }
-
-  cut(): void {
-    if (this.#open.length === 0) return;
-    this.#ready.push(this.#open);
-    this.#open = [];
-    this.#wake?.();
-  }
-
-  end(): void {
-    this.cut();
-    this.#done = true;
-    this.#wake?.();
-  }
-
-  fail(error: unknown): void {
-    this.cut();
-    this.#error = { error };
-    this.#done = true;
-    this.#wake?.();
-  }
-
-  /** Resolves at once unless several batches wait to be read. */
-  room(): Promise<void> | undefined {
-    if (this.#ready.length < 8) return undefined;
-    return new Promise((resolve) => (this.#roomWaiter = resolve));
-  }
-
-  async take(): Promise<T[] | undefined> {
-    for (;;) {
-      const batch = this.#ready.shift();
-      if (batch) {
-        this.#roomWaiter?.();
-        this.#roomWaiter = undefined;
-        return batch;
-      }
-      // Events delivered before a failure still go out first; then the failure.
-      if (this.#error) throw this.#error.error;
-      if (this.#done) return undefined;
-      await new Promise<void>((resolve) => (this.#wake = resolve));
-      this.#wake = undefined;
-    }
   }
 }

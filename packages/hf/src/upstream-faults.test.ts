@@ -171,17 +171,21 @@ describe("garbage is refused with a bounded read", () => {
   });
 });
 
-describe("streams", () => {
-  const chat = (engine: HfEngine) => engine.chatCompletionStream(providerId("conversational"), { messages: [{ role: "user", content: "hello" }] }, { logger });
+// Provider models' requests are built by the client, endpoint models' by the engine; both streams are read by the engine.
+describe.each([
+  ["provider", providerId("conversational"), hubModel("conversational", "p")],
+  ["endpoint", endpointId("conversational"), hubModel("conversational", "e")],
+])("streams (%s)", (_style, id, wireModel) => {
+  const chat = (engine: HfEngine) => engine.chatCompletionStream(id, { messages: [{ role: "user", content: "hello" }] }, { logger });
 
   it("a loading model fails the first chunk with 503, before anything was streamed", async () => {
-    fixture.server.setBehaviour(hubModel("conversational", "p"), { fail: "503-loading", estimatedTime: 5 });
+    fixture.server.setBehaviour(wireModel, { fail: "503-loading", estimatedTime: 5 });
     const error = await failure(chat(engineWith()).next());
     expect(error).toMatchObject({ status: 503, code: "model_unavailable", retryAfterSeconds: 5 });
   });
 
   it("a stream cut off in the middle of an event ends in a 502", async () => {
-    fixture.server.setBehaviour(hubModel("conversational", "p"), { fail: "truncated" });
+    fixture.server.setBehaviour(wireModel, { fail: "truncated" });
     const received: string[] = [];
     const error = await failure(
       (async () => {
@@ -193,7 +197,7 @@ describe("streams", () => {
   });
 
   it("an HTML page instead of an event stream is a 502", async () => {
-    fixture.server.setBehaviour(hubModel("conversational", "p"), { fail: "html" });
+    fixture.server.setBehaviour(wireModel, { fail: "html" });
     const error = await failure(chat(engineWith()).next());
     expect(error).toMatchObject({ status: 502, code: "upstream_bad_response" });
   });

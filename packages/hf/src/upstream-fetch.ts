@@ -29,6 +29,7 @@ import {
   undiciNetwork,
   type ChunkSource,
   type Network,
+  type NetworkExchange,
   type NetworkResponse,
 } from "./upstream-network.js";
 import { HUGGING_FACE_HUB_URL, HUGGING_FACE_ROUTER_URL, type HuggingFaceSettings } from "./hf-settings.js";
@@ -59,11 +60,16 @@ export interface UpstreamCall {
   logger: Logger;
   /** Provider label for metrics (`hf-inference`, `endpoint`, ...). */
   provider?: string;
-  /**
-   * Called when the client asks a passed-through stream for more bytes: it
-   * has handed on every event of the bytes it had (the engine batches on it).
-   */
-  onStreamRead?: () => void;
+}
+
+/**
+ * A call whose event stream the engine reads itself: `fetch` serves the
+ * client's Hub lookups, `open` sends the request the client built and
+ * returns the body. Both share the call's one budget.
+ */
+export interface StreamCall {
+  fetch: typeof fetch;
+  open(url: string, init: RequestInit): Promise<ChunkSource>;
 }
 
 export interface UpstreamFetchOptions {
@@ -120,13 +126,30 @@ export function parseRetryAfter(value: string | null, now: number): number | und
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** Bytes that `trimStart` drops from a latin1 string: tab, line ends, vertical tab, form feed, space, no-break space. */
+const isLeadingSpace = (byte: number) => (byte >= 0x09 && byte <= 0x0d) || byte === 0x20 || byte === 0xa0;
+
 function looksLikeHtml(contentType: string, body: Uint8Array): boolean {
   if (contentType.includes("text/html") || contentType.includes("application/xhtml")) return true;
+  // Most answers are JSON or media: unless the first non-space byte is '<', it is not a page.
+  let first = 0;
+  while (first < 64 && first < body.length && isLeadingSpace(body[first]!)) first += 1;
+  if (body[first] !== 0x3c) return false;
   const start = Buffer.from(body.subarray(0, 64)).toString("latin1").trimStart().toLowerCase();
   return start.startsWith("<!doctype html") || start.startsWith("<html");
 }
 
 const isJsonType = (contentType: string) => contentType.startsWith("application/json") || /^application\/[\w.+-]*\+json/.test(contentType);
+
+/** A URL for log lines: without its query, parsed only when a line is written. */
+function where(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return "an invalid URL";
+  }
+}
 
 /** A failed attempt; `detail` (our words) is what a retried-out error reports. */
 type Failure = { error: GatewayError; retryable: boolean; retryAfterMs?: number; detail?: string };
@@ -152,6 +175,11 @@ export class UpstreamFetch {
     this.hubApiBase = `${settings.hubUrl.replace(/\/+$/, "")}/api/`;
   }
 
+  /** The size cap of every answer, streams included. */
+  get maxResponseBytes(): number {
+    return this.settings.maxResponseBytes;
+  }
+
   /** Closes the keep-alive connections. */
   close(): Promise<void> {
     return this.network.close();
@@ -172,26 +200,35 @@ export class UpstreamFetch {
   /** A `fetch` bound to one call: its model, budget, signal and expectations. */
   forCall(call: UpstreamCall): typeof fetch {
     const deadline = this.now() + call.timeoutMs;
-    const owned = (input: string | URL | Request, init?: RequestInit) => this.request(call, deadline, input, init);
-    const metrics = this.metrics;
-    if (!metrics) return owned as typeof fetch;
-    const provider = call.provider ?? "hf-inference";
-    const measured = async (input: string | URL | Request, init?: RequestInit) => {
-      const started = performance.now();
-      try {
-        const response = await owned(input, init);
-        metrics.upstreamCall({ model: call.model, provider, seconds: (performance.now() - started) / 1000 });
-        return response;
-      } catch (error) {
-        // A cancelled call says nothing about the upstream.
-        if (!(error instanceof CallCancelledError)) {
-          const code = (error as { code?: unknown }).code;
-          metrics.upstreamCall({ model: call.model, provider, seconds: (performance.now() - started) / 1000, error: typeof code === "string" ? code : "upstream_error" });
-        }
-        throw error;
-      }
+    return ((input: string | URL | Request, init?: RequestInit) => this.measured(call, () => this.request(call, deadline, input, init, false) as Promise<Response>)) as typeof fetch;
+  }
+
+  /** A streamed call (see {@link StreamCall}); `call.expect` is `stream`. */
+  forStream(call: UpstreamCall): StreamCall {
+    const deadline = this.now() + call.timeoutMs;
+    return {
+      fetch: ((input: string | URL | Request, init?: RequestInit) => this.measured(call, () => this.request(call, deadline, input, init, false) as Promise<Response>)) as typeof fetch,
+      open: (url, init) => this.measured(call, () => this.request(call, deadline, url, init, true) as Promise<ChunkSource>),
     };
-    return measured as typeof fetch;
+  }
+
+  /** Records the call's latency (until the answer or the stream's headers) and its error code. */
+  private async measured<T>(call: UpstreamCall, run: () => Promise<T>): Promise<T> {
+    const metrics = this.metrics;
+    if (!metrics) return run();
+    const started = performance.now();
+    try {
+      const response = await run();
+      metrics.upstreamCall({ model: call.model, provider: call.provider ?? "hf-inference", seconds: (performance.now() - started) / 1000 });
+      return response;
+    } catch (error) {
+      // A cancelled call says nothing about the upstream.
+      if (!(error instanceof CallCancelledError)) {
+        const code = (error as { code?: unknown }).code;
+        metrics.upstreamCall({ model: call.model, provider: call.provider ?? "hf-inference", seconds: (performance.now() - started) / 1000, error: typeof code === "string" ? code : "upstream_error" });
+      }
+      throw error;
+    }
   }
 
   private allowed(url: string, call: UpstreamCall): boolean {
@@ -207,22 +244,13 @@ export class UpstreamFetch {
     call.logger[level]({ model: call.model, ...safe }, message);
   }
 
-  private async request(call: UpstreamCall, deadline: number, input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+  /** One upstream call with its retries; a stream comes back as a `ChunkSource` when `streamSource`, else every answer as a `Response`. */
+  private async request(call: UpstreamCall, deadline: number, input: string | URL | Request, given: RequestInit | undefined, streamSource: boolean): Promise<Response | ChunkSource> {
+    const init = given ?? {};
     const original = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
     const url = this.rewrite(original);
-    // For log lines only (without the query), so only parsed when one is written.
-    let whereText: string | undefined;
-    const where = () =>
-      (whereText ??= (() => {
-        try {
-          const parsed = new URL(url);
-          return `${parsed.origin}${parsed.pathname}`;
-        } catch {
-          return "an invalid URL";
-        }
-      })());
     if (!this.allowed(url, call)) {
-      this.log(call, "warn", { url: where() }, "refused an upstream address outside the configured Hugging Face base URLs");
+      this.log(call, "warn", { url: where(url) }, "refused an upstream address outside the configured Hugging Face base URLs");
       throw upstreamFailed(call.model, "the client asked for an address outside the configured Hugging Face base URLs (is the token a Hugging Face token?)");
     }
     const expect: ExpectedBody = url.startsWith(this.hubApiBase) ? "json" : call.expect;
@@ -236,36 +264,18 @@ export class UpstreamFetch {
       const remaining = deadline - this.now();
       if (remaining <= 0) throw last?.error ?? upstreamTimeout(call.model, call.timeoutMs);
 
-      const control = new AbortController();
-      let timedOut = false;
-      let cancelled = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        control.abort();
-      }, remaining);
-      const onCancel = () => {
-        cancelled = true;
-        control.abort();
-      };
-      call.signal?.addEventListener("abort", onCancel, { once: true });
-      init.signal?.addEventListener("abort", onCancel, { once: true });
-      const cleanup = () => {
-        clearTimeout(timer);
-        call.signal?.removeEventListener("abort", onCancel);
-        init.signal?.removeEventListener("abort", onCancel);
-      };
-      const interrupted = () => (cancelled ? new CallCancelledError() : timedOut ? upstreamTimeout(call.model, call.timeoutMs) : undefined);
-
+      const exchange = this.network.send(url, { method, headers, body });
+      const stops = new AttemptStops(exchange, remaining, call.signal, init.signal);
       let response: NetworkResponse;
       try {
-        response = await this.network.send(url, { method, headers, body, signal: control.signal });
+        response = await exchange.answer;
       } catch {
-        cleanup();
-        const stop = interrupted();
+        stops.clear();
+        const stop = stops.interrupted(call);
         if (stop) throw stop;
         const detail = "the connection to the upstream server failed";
         last = { error: upstreamFailed(call.model, detail), retryable: true, detail };
-        this.log(call, "warn", { url: where(), attempt }, "upstream connection failed");
+        this.log(call, "warn", { url: where(url), attempt }, "upstream connection failed");
         await this.backoff(call, deadline, attempt, last);
         continue;
       }
@@ -273,28 +283,28 @@ export class UpstreamFetch {
       if (response.status >= 200 && response.status < 300) {
         const contentType = (response.header("content-type") ?? "").toLowerCase();
         if (expect === "stream" && contentType.startsWith("text/event-stream")) {
-          clearTimeout(timer);
-          return this.passStream(call, response, control, cleanup, () => cancelled);
+          const source = new PassedStream(this, call, response, exchange, stops);
+          return streamSource ? source : (new StreamedResponse(response.status, source) as unknown as Response);
         }
         let answer: Uint8Array;
         try {
           answer = await readBounded(response, this.settings.maxResponseBytes);
         } catch (error) {
-          control.abort(); // close the connection, not just the reader
-          cleanup();
+          exchange.abort(); // close the connection, not just the reader
+          stops.clear();
           if (error instanceof BodyTooLarge) {
-            this.log(call, "warn", { url: where(), limit: this.settings.maxResponseBytes }, "upstream response over the size limit");
+            this.log(call, "warn", { url: where(url), limit: this.settings.maxResponseBytes }, "upstream response over the size limit");
             throw upstreamBadResponse(call.model, `the response is larger than ${this.settings.maxResponseBytes} bytes`);
           }
-          const stop = interrupted();
+          const stop = stops.interrupted(call);
           if (stop) throw stop;
           const detail = "the response broke off";
           last = { error: upstreamFailed(call.model, detail), retryable: true, detail };
           await this.backoff(call, deadline, attempt, last);
           continue;
         }
-        cleanup();
-        const json = this.checkBody(call, where, expect, contentType, answer);
+        stops.clear();
+        const json = this.checkBody(call, url, expect, contentType, answer);
         // The client reads only what BufferedResponse offers of Response (see upstream-network.ts);
         // JSON checked here is handed over parsed, not parsed twice.
         return new BufferedResponse(answer, response.status, contentType || "application/octet-stream", json) as unknown as Response;
@@ -305,13 +315,13 @@ export class UpstreamFetch {
       try {
         errorBody = Buffer.from(await readBounded(response, ERROR_BODY_LIMIT)).toString("utf8");
       } catch {
-        control.abort();
+        exchange.abort();
       }
-      cleanup();
+      stops.clear();
       const failure = this.classify(call, url, response, errorBody);
-      this.log(call, "warn", { url: where(), status: response.status, attempt }, "upstream error");
+      this.log(call, "warn", { url: where(url), status: response.status, attempt }, "upstream error");
       // The body may quote the request (prompts, headers): debug only, shortened and redacted.
-      if (errorBody) this.log(call, "debug", { url: where(), status: response.status, upstream: errorBody.slice(0, 300) }, "upstream error body");
+      if (errorBody) this.log(call, "debug", { url: where(url), status: response.status, upstream: errorBody.slice(0, 300) }, "upstream error body");
       if (!failure.retryable) throw failure.error;
       last = failure;
       await this.backoff(call, deadline, attempt, last);
@@ -319,24 +329,25 @@ export class UpstreamFetch {
   }
 
   /** Refuses bodies that are not what the call expects, before the client parses them; returns parsed JSON bodies. */
-  private checkBody(call: UpstreamCall, where: () => string, expect: ExpectedBody, contentType: string, body: Uint8Array): { value: unknown } | undefined {
-    const refuse = (detail: string): never => {
-      this.log(call, "warn", { url: where(), contentType, bytes: body.byteLength }, `unusable upstream response: ${detail}`);
-      throw upstreamBadResponse(call.model, detail);
-    };
-    if (body.byteLength === 0) refuse("an empty answer");
-    if (looksLikeHtml(contentType, body)) refuse("an HTML page instead of a model answer");
-    if (expect === "stream") refuse(`a ${contentType || "typeless"} body instead of an event stream`);
+  private checkBody(call: UpstreamCall, url: string, expect: ExpectedBody, contentType: string, body: Uint8Array): { value: unknown } | undefined {
+    if (body.byteLength === 0) this.refuse(call, url, contentType, body, "an empty answer");
+    if (looksLikeHtml(contentType, body)) this.refuse(call, url, contentType, body, "an HTML page instead of a model answer");
+    if (expect === "stream") this.refuse(call, url, contentType, body, `a ${contentType || "typeless"} body instead of an event stream`);
     if (isJsonType(contentType)) {
       try {
         return { value: JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8")) };
       } catch {
-        return refuse("malformed or truncated JSON");
+        return this.refuse(call, url, contentType, body, "malformed or truncated JSON");
       }
     }
-    if (expect === "json") refuse(`a ${contentType || "typeless"} body instead of JSON`);
-    if (contentType.startsWith("text/")) refuse(`${contentType} text instead of media`);
+    if (expect === "json") this.refuse(call, url, contentType, body, `a ${contentType || "typeless"} body instead of JSON`);
+    if (contentType.startsWith("text/")) this.refuse(call, url, contentType, body, `${contentType} text instead of media`);
     return undefined;
+  }
+
+  private refuse(call: UpstreamCall, url: string, contentType: string, body: Uint8Array, detail: string): never {
+    this.log(call, "warn", { url: where(url), contentType, bytes: body.byteLength }, `unusable upstream response: ${detail}`);
+    throw upstreamBadResponse(call.model, detail);
   }
 
   private classify(call: UpstreamCall, url: string, response: NetworkResponse, body: string): Failure {
@@ -402,82 +413,152 @@ export class UpstreamFetch {
     return upstreamFailed(call.model, `${failure.detail} (${attempts} attempts)`, failure.error.retryAfterSeconds);
   }
 
-  /**
-   * Passes an event stream through with a size cap and an idle timeout: one
-   * timer per stream, re-armed as chunks are asked for and arrive, never a
-   * timer or a copy per chunk. When the client lets go of the reader (it
-   * stops at `data: [DONE]`), the rest of the body is read so the connection
-   * goes back to the pool.
-   */
-  private passStream(call: UpstreamCall, response: NetworkResponse, control: AbortController, cleanup: () => void, cancelled: () => boolean): Response {
-    const limit = this.settings.maxResponseBytes;
-    let total = 0;
-    let idle = false;
-    let finished = false;
-    const finish = () => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      cleanup();
-    };
-    const timer = setTimeout(() => {
-      idle = true;
-      control.abort();
-      response.cancel();
-      finish();
-    }, call.timeoutMs);
-    const source: ChunkSource = {
-      next: async () => {
-        call.onStreamRead?.();
-        if (finished) {
-          if (idle) throw upstreamTimeout(call.model, call.timeoutMs);
-          return undefined;
-        }
-        timer.refresh();
-        let chunk: IteratorResult<Uint8Array>;
-        try {
-          chunk = await response.chunks.next();
-        } catch {
-          finish();
-          throw cancelled() ? new CallCancelledError() : idle ? upstreamTimeout(call.model, call.timeoutMs) : upstreamFailed(call.model, "the stream broke off");
-        }
-        if (chunk.done) {
-          finish();
-          return undefined;
-        }
-        total += chunk.value.byteLength;
-        if (total > limit) {
-          control.abort();
-          response.cancel();
-          finish();
-          this.log(call, "warn", { limit }, "upstream stream over the size limit");
-          throw upstreamBadResponse(call.model, `the stream is larger than ${limit} bytes`);
-        }
-        timer.refresh();
-        return chunk.value;
-      },
-      cancel: () => {
-        if (finished) return;
-        control.abort();
-        response.cancel();
-        finish();
-      },
-      release: () => {
-        if (finished) return;
-        void (async () => {
-          let drained = 0;
-          try {
-            for (let chunk = await source.next(); chunk !== undefined && !finished; chunk = await source.next()) {
-              drained += chunk.byteLength;
-              if (drained > DRAIN_LIMIT) return source.cancel();
-            }
-          } catch {
-            // The stream ended badly after the client was done with it: nothing to report.
-          }
-        })();
-      },
-    };
-    return new StreamedResponse(response.status, source) as unknown as Response;
+  /** For the passed-through streams' log lines. */
+  logFor(call: UpstreamCall, fields: Record<string, unknown>, message: string): void {
+    this.log(call, "warn", fields, message);
   }
 }
 
+/**
+ * One attempt's stops: its share of the budget and the caller's signals.
+ * One object that is its own abort listener (`handleEvent`), so an attempt
+ * makes no closures.
+ */
+class AttemptStops {
+  timedOut = false;
+  cancelled = false;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(
+    readonly exchange: NetworkExchange,
+    remaining: number,
+    private readonly signal: AbortSignal | undefined,
+    private readonly other: AbortSignal | null | undefined,
+  ) {
+    this.#timer = setTimeout(attemptTimedOut, remaining, this);
+    signal?.addEventListener("abort", this, { once: true });
+    if (other !== signal) other?.addEventListener("abort", this, { once: true });
+  }
+
+  /** An abort from either signal. */
+  handleEvent(): void {
+    this.cancelled = true;
+    this.exchange.abort();
+  }
+
+  /** A stream keeps the signals but replaces the budget by its own idle timer. */
+  clearTimer(): void {
+    clearTimeout(this.#timer);
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+    this.signal?.removeEventListener("abort", this);
+    this.other?.removeEventListener("abort", this);
+  }
+
+  /** Why the attempt was stopped, if it was. */
+  interrupted(call: UpstreamCall): Error | undefined {
+    return this.cancelled ? new CallCancelledError() : this.timedOut ? upstreamTimeout(call.model, call.timeoutMs) : undefined;
+  }
+}
+
+function attemptTimedOut(stops: AttemptStops): void {
+  stops.timedOut = true;
+  stops.exchange.abort();
+}
+
+/**
+ * An event stream passed through with a size cap and an idle timeout: one
+ * timer per stream, re-armed as chunks are asked for and arrive, never a
+ * timer or a copy per chunk. When the reader lets go (the client stops at
+ * `data: [DONE]`), the rest of the body is read so the connection goes back
+ * to the pool.
+ */
+class PassedStream implements ChunkSource {
+  #total = 0;
+  #idle = false;
+  #finished = false;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly owner: UpstreamFetch,
+    private readonly call: UpstreamCall,
+    private readonly response: NetworkResponse,
+    private readonly exchange: NetworkExchange,
+    private readonly stops: AttemptStops,
+  ) {
+    stops.clearTimer();
+    this.#timer = setTimeout(streamWentIdle, call.timeoutMs, this);
+  }
+
+  async next(): Promise<Uint8Array | undefined> {
+    if (this.#finished) {
+      if (this.#idle) throw upstreamTimeout(this.call.model, this.call.timeoutMs);
+      return undefined;
+    }
+    this.#timer.refresh();
+    let chunk: IteratorResult<Uint8Array>;
+    try {
+      chunk = await this.response.chunks.next();
+    } catch {
+      this.#finish();
+      throw this.stops.cancelled ? new CallCancelledError() : this.#idle ? upstreamTimeout(this.call.model, this.call.timeoutMs) : upstreamFailed(this.call.model, "the stream broke off");
+    }
+    if (chunk.done) {
+      this.#finish();
+      return undefined;
+    }
+    this.#total += chunk.value.byteLength;
+    const limit = this.owner.maxResponseBytes;
+    if (this.#total > limit) {
+      this.cancel();
+      this.owner.logFor(this.call, { limit }, "upstream stream over the size limit");
+      throw upstreamBadResponse(this.call.model, `the stream is larger than ${limit} bytes`);
+    }
+    this.#timer.refresh();
+    return chunk.value;
+  }
+
+  cancel(): void {
+    if (this.#finished) return;
+    this.exchange.abort();
+    this.response.cancel();
+    this.#finish();
+  }
+
+  release(): void {
+    if (!this.#finished) void this.#drain();
+  }
+
+  /** Idle too long: the upstream is dropped; the reader's next read says so. */
+  wentIdle(): void {
+    this.#idle = true;
+    this.exchange.abort();
+    this.response.cancel();
+    this.#finish();
+  }
+
+  async #drain(): Promise<void> {
+    let drained = 0;
+    try {
+      for (let chunk = await this.next(); chunk !== undefined && !this.#finished; chunk = await this.next()) {
+        drained += chunk.byteLength;
+        if (drained > DRAIN_LIMIT) return this.cancel();
+      }
+    } catch {
+      // The stream ended badly after the client was done with it: nothing to report.
+    }
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    clearTimeout(this.#timer);
+    this.stops.clear();
+  }
+}
+
+function streamWentIdle(stream: PassedStream): void {
+  stream.wentIdle();
+}
