@@ -4,13 +4,13 @@
  * in-process transport, sharing one artifact store (memory, or `artifacts.dir`
  * on disk). No Redis, no other services.
  */
-import type { SwitchboardConfig } from "@switchboard/catalog";
-import { Catalog } from "@switchboard/catalog";
+import { Catalog, ROUTER_MODEL_ID, type SwitchboardConfig } from "@switchboard/catalog";
 import { ArtifactUrlSigner, createArtifactStore, type ArtifactStore } from "@switchboard/artifacts";
 import { buildGateway, type RecentRunsProvider } from "@switchboard/gateway";
 import { createConfiguredHfBackend, type HfBackend } from "@switchboard/hf";
 import { createConfiguredLlamaBackend, type ConfiguredBackendOptions, type LlamaBackend } from "@switchboard/llama";
 import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
+import { MemoryRunStore, RouterBackend, type OrchestrationConfig, type RunStore } from "@switchboard/planner";
 import { InProcessDispatcher } from "@switchboard/queue";
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger as PinoLogger } from "pino";
@@ -24,8 +24,10 @@ export interface EmbeddedOptions {
   recordMetrics?: boolean;
   /** The registry `/metrics` serves; a fresh one when absent. */
   metricsRegistry?: Registry;
-  /** The router's recent runs, for the console at `/`. */
+  /** The router's recent runs, for the console at `/`; the router's own run store by default. */
   recentRuns?: RecentRunsProvider;
+  /** Router run settings beyond the config file's (token limits of each role); tests keep runs short with it. */
+  orchestration?: Partial<OrchestrationConfig>;
 }
 
 export interface EmbeddedServer {
@@ -39,6 +41,9 @@ export interface EmbeddedServer {
   hfBackend: HfBackend | undefined;
   /** Where binary task outputs are kept; served at signed URLs under `/v1/artifacts`. */
   artifacts: ArtifactStore;
+  /** The router (absent when `router.enabled` is false) and its run records. */
+  router: RouterBackend | undefined;
+  runs: RunStore;
   /** Stops taking requests, then unloads the models. */
   close(): Promise<void>;
 }
@@ -63,8 +68,22 @@ export async function createEmbeddedServer(options: EmbeddedOptions): Promise<Em
     metrics.llama.watch(() => backend.queueStates());
     if (hfBackend) metrics.hf.watchCircuits(() => hfBackend.engine.models().map((model) => ({ model: model.id, state: hfBackend.engine.breaker.state(model.id) })));
   }
-  const dispatcher = new InProcessDispatcher({
-    backends: hfBackend ? [backend, hfBackend] : [backend],
+  // The router submits its LLM and task jobs to the same dispatcher it is served by.
+  const runs = new MemoryRunStore({ ttlSeconds: config.router.runTtlSeconds });
+  const router = config.router.enabled
+    ? new RouterBackend({
+        config,
+        submit: (job, submitOptions) => dispatcher.submit(job, submitOptions),
+        modelStates: () => dispatcher.modelStates(),
+        runs,
+        logger: logger.child({ component: "router" }),
+        ...(record ? { observer: metrics.router } : {}),
+        ...(hfBackend ? { circuitOf: (model: string) => (hfBackend.models().includes(model) ? hfBackend.engine.breaker.state(model) : undefined) } : {}),
+        ...(options.orchestration ? { orchestration: options.orchestration } : {}),
+      })
+    : undefined;
+  const dispatcher: InProcessDispatcher = new InProcessDispatcher({
+    backends: [backend, ...(hfBackend ? [hfBackend] : []), ...(router ? [router] : [])],
     logger,
     // Queue metrics, and worker metrics from the events it passes on (metrics.queue.observeJob).
     ...(record ? { metrics: metrics.queue } : {}),
@@ -77,6 +96,7 @@ export async function createEmbeddedServer(options: EmbeddedOptions): Promise<Em
     metrics,
     recordMetrics: record,
     ...(options.recentRuns ? { recentRuns: options.recentRuns } : {}),
+    ...(router ? { router: { id: ROUTER_MODEL_ID, aliases: config.router.aliases, runs } } : {}),
     artifacts: {
       store: artifacts,
       signer: new ArtifactUrlSigner(config.artifacts.secret),
@@ -93,10 +113,13 @@ export async function createEmbeddedServer(options: EmbeddedOptions): Promise<Em
     metrics,
     hfBackend,
     artifacts,
+    router,
+    runs,
     close: () =>
       (closing ??= (async () => {
         await app.close();
         await dispatcher.close();
+        await runs.close();
         await artifacts.close();
       })()),
   };

@@ -3,15 +3,14 @@
  * on Redis and workers on any machine stream the results back.
  */
 import { ArtifactUrlSigner, createArtifactStore } from "@switchboard/artifacts";
-import { Catalog, type SwitchboardConfig } from "@switchboard/catalog";
-import { BullmqDispatcher } from "@switchboard/queue";
+import { Catalog, ROUTER_MODEL_ID, type SwitchboardConfig } from "@switchboard/catalog";
+import { createMetrics, type SwitchboardMetrics } from "@switchboard/metrics";
+import { RedisRunStore } from "@switchboard/planner";
+import type { BullmqDispatcher } from "@switchboard/queue";
+import { createFleetDispatcher } from "@switchboard/service";
 import type { FastifyInstance } from "fastify";
 import type { Logger as PinoLogger } from "pino";
-import { queueForCatalog } from "./fleet-routing.js";
 import { buildGateway } from "./gateway.js";
-
-/** Waiting jobs allowed per queue when the model's config sets no bound (remote models). */
-const DEFAULT_MAX_WAITING = 64;
 
 export interface FleetGatewayOptions {
   config: SwitchboardConfig;
@@ -24,22 +23,18 @@ export interface FleetGatewayOptions {
 export interface FleetGateway {
   app: FastifyInstance;
   dispatcher: BullmqDispatcher;
+  /** What `/metrics` serves: requests, queues (wait, run time, outcomes, depth), the process. */
+  metrics: SwitchboardMetrics;
   close(): Promise<void>;
 }
 
 export async function createFleetGateway(options: FleetGatewayOptions): Promise<FleetGateway> {
   const { config, logger } = options;
   const catalog = new Catalog(config);
-  const dispatcher = new BullmqDispatcher({
-    connection: options.redisUrl,
-    prefix: options.prefix,
-    queueFor: queueForCatalog(catalog),
-    maxWaiting: (job) => {
-      const model = catalog.resolve(job.model);
-      return model && "maxWaiting" in model ? model.maxWaiting : DEFAULT_MAX_WAITING;
-    },
-    logger: logger.child({ component: "queue" }),
-  });
+  const metrics = createMetrics({ models: config.models });
+  const dispatcher = createFleetDispatcher(config, { redisUrl: options.redisUrl, prefix: options.prefix, logger: logger.child({ component: "queue" }), metrics: metrics.queue });
+  // Router runs are written by router workers to the fleet's Redis; any gateway reads them.
+  const runs = config.router.enabled ? new RedisRunStore({ connection: options.redisUrl, ...(options.prefix ? { prefix: options.prefix } : {}), ttlSeconds: config.router.runTtlSeconds }) : undefined;
   // Workers store binary outputs in the fleet's Redis; the gateway serves them at signed URLs.
   const artifacts = createArtifactStore(config.artifacts, { fleetRedisUrl: options.redisUrl, ...(options.prefix ? { prefix: options.prefix } : {}) });
   const app = await buildGateway({
@@ -47,7 +42,9 @@ export async function createFleetGateway(options: FleetGatewayOptions): Promise<
     catalog,
     dispatcher,
     logger,
+    metrics,
     readiness: "transport",
+    ...(runs ? { router: { id: ROUTER_MODEL_ID, aliases: config.router.aliases, runs } } : {}),
     artifacts: {
       store: artifacts,
       signer: new ArtifactUrlSigner(config.artifacts.secret),
@@ -59,10 +56,12 @@ export async function createFleetGateway(options: FleetGatewayOptions): Promise<
   return {
     app,
     dispatcher,
+    metrics,
     close: () =>
       (closing ??= (async () => {
         await app.close();
         await dispatcher.close();
+        await runs?.close();
         await artifacts.close();
       })()),
   };

@@ -87,7 +87,8 @@ describe("/metrics", () => {
     expect(text).toContain('switchboard_http_requests_total{route="/v1/models/*",method="GET",status="404",model="none"} 1');
     expect(text).toContain('switchboard_http_requests_total{route="unmatched",method="GET",status="404",model="none"} 3');
     expect(text).toContain(`switchboard_http_requests_total{route="/v1/chat/completions",method="POST",status="200",model="${TEST_MODEL}"} 1`);
-    expect(text).toMatch(/switchboard_http_request_duration_seconds_bucket\{le="0\.1",route="\/v1\/chat\/completions",method="POST",status="200",model="[^"]+"\} 1/);
+    // One observation, whatever it took on a busy machine.
+    expect(text).toMatch(/switchboard_http_request_duration_seconds_bucket\{le="\+Inf",route="\/v1\/chat\/completions",method="POST",status="200",model="[^"]+"\} 1/);
     expect(text).not.toContain("wp-admin");
   });
 });

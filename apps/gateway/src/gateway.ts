@@ -24,7 +24,7 @@ import { ApiKeys } from "./api-keys.js";
 import { installErrorHandling, sendError, toGatewayError } from "./error-handling.js";
 import { installGracefulClose } from "./graceful-close.js";
 import { installJsonBodyParser } from "./json-body.js";
-import { registerConsoleRoutes, type RecentRunsProvider } from "./console-routes.js";
+import { registerConsoleRoutes, type ConsoleRunRecord, type RecentRunsProvider } from "./console-routes.js";
 import { installObservability } from "./observability.js";
 import { JobRunner } from "./job-runner.js";
 import type { GatewayArtifacts } from "./artifact-links.js";
@@ -32,6 +32,7 @@ import { SPECIALIST_TAGS, documentForms, registerSpecialistRoutes } from "./spec
 import { registerOpenAIRoutes, type GatewayCatalog } from "./openai-routes.js";
 import { registerOperationsRoutes } from "./operations-routes.js";
 import { REQUEST_ID_HEADER, requestIdFor } from "./request-id.js";
+import { registerRouterRoutes, type RouterEndpoint } from "./router-routes.js";
 
 export interface GatewayOptions {
   /** The validated, frozen configuration (server settings, keys, models). */
@@ -63,8 +64,14 @@ export interface GatewayOptions {
   metrics?: SwitchboardMetrics;
   /** Record request and job metrics (default true); off, `/metrics` serves process metrics only (benchmarks). */
   recordMetrics?: boolean;
-  /** The router's recent runs, drawn by the console at `/`. */
+  /** The router's recent runs, drawn by the console at `/`; the router's run store by default. */
   recentRuns?: RecentRunsProvider;
+  /**
+   * The router model (`router` and its aliases) and where its run records
+   * are read: adds it to `/v1/models`, chat completions and
+   * `/v1/orchestrations`. Absent: the router is disabled.
+   */
+  router?: RouterEndpoint;
   /** What `/ready` waits for: the models (embedded, the default) or the transport (fleet mode). */
   readiness?: "models" | "transport";
   /**
@@ -219,6 +226,7 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
         { name: "Completions", description: "Legacy text completions" },
         { name: "Embeddings", description: "Vector embeddings" },
         { name: "Models", description: "The model catalog" },
+        { name: "Router", description: "HuggingGPT's plan, select, execute, respond loop over the catalog's models (also the `router` chat model)" },
         ...SPECIALIST_TAGS,
         { name: "Operations", description: "Health, readiness and metrics" },
       ],
@@ -248,7 +256,8 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
     dispatcher,
     ...(observeJob ? { observeJob } : {}),
   });
-  registerOpenAIRoutes(app, { catalog, runner });
+  registerOpenAIRoutes(app, { catalog, runner, ...(options.router ? { router: options.router } : {}) });
+  if (options.router) registerRouterRoutes(app, { runner, router: options.router });
   await registerSpecialistRoutes(app, {
     catalog,
     runner,
@@ -262,8 +271,17 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
     metricsRequireKey: server.metricsRequireKey,
     readiness: options.readiness ?? "models",
   });
-  registerConsoleRoutes(app, { metrics, catalog, dispatcher, ...(options.recentRuns ? { recentRuns: options.recentRuns } : {}) });
+  const recentRuns = options.recentRuns ?? (options.router ? consoleRuns(options.router.runs) : undefined);
+  registerConsoleRoutes(app, { metrics, catalog, dispatcher, ...(recentRuns ? { recentRuns } : {}) });
 
   return app;
 }
 
+
+/** The console reads the router's run store. */
+function consoleRuns(runs: RouterEndpoint["runs"]): RecentRunsProvider {
+  return {
+    list: async (limit) => (await runs.list(limit)) as unknown as ConsoleRunRecord[],
+    get: async (id) => (await runs.get(id)) as unknown as ConsoleRunRecord | undefined,
+  };
+}

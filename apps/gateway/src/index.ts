@@ -5,4 +5,5 @@ export type { ConsoleRunRecord, RecentRunsProvider } from "./console-routes.js";
 export { CLIENT_CLOSED_REQUEST } from "./observability.js";
 export { REQUEST_ID_HEADER, isAcceptableRequestId } from "./request-id.js";
 export { ArtifactLinks, type GatewayArtifacts } from "./artifact-links.js";
-export { queueForCatalog, ROUTER_MODEL_ID } from "./fleet-routing.js";
+export { queueForCatalog } from "./fleet-routing.js";
+export { registerRouterRoutes, isRouterName, orchestrationObject, type RouterEndpoint, type RunReader } from "./router-routes.js";

@@ -25,6 +25,7 @@ import {
 import { buildChatJob, buildCompletionJob, buildEmbeddingJob } from "./job-builders.js";
 import type { JobRunner } from "./job-runner.js";
 import { newJobId } from "./request-id.js";
+import { isRouterName, routerChatCompletion, type RouterEndpoint } from "./router-routes.js";
 
 /** The catalog surface the gateway needs: lookups by id or alias, and the list. */
 export type GatewayCatalog = Pick<Catalog, "resolve" | "list">;
@@ -32,6 +33,8 @@ export type GatewayCatalog = Pick<Catalog, "resolve" | "list">;
 export interface OpenAIRoutesOptions {
   catalog: GatewayCatalog;
   runner: JobRunner;
+  /** The router model, listed with the catalog and answering chat completions; absent when disabled. */
+  router?: RouterEndpoint;
 }
 
 const errorResponses = {
@@ -43,16 +46,19 @@ const authenticated = { auth: true };
 const security = [{ bearerAuth: [] }];
 
 export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutesOptions): void {
-  const { catalog, runner } = options;
+  const { catalog, runner, router } = options;
   const createdAt = Math.floor(Date.now() / 1000);
   const fingerprints = new WeakMap<ModelConfig, string>();
 
-  const resolveModel = (name: string): ModelConfig => {
+  const resolveModel = (name: string, route?: string): ModelConfig => {
+    if (route !== undefined && isRouterName(router, name))
+      throw invalidRequest(`The router model '${name}' serves chat completions and /v1/orchestrations, not ${route}.`, "model", "model_not_supported");
     const model = catalog.resolve(name);
     if (!model) throw modelNotFound(name);
     return model;
   };
-  const modelObject = (model: ModelConfig): Model => ({ id: model.id, object: "model", created: createdAt, owned_by: "switchboard" });
+  const modelObject = (model: Pick<ModelConfig, "id">): Model => ({ id: model.id, object: "model", created: createdAt, owned_by: "switchboard" });
+  const routerModel = router ? [modelObject(router)] : [];
   /** Names the model configuration that answered, as OpenAI's `system_fingerprint` does. */
   const fingerprint = (model: ModelConfig): string => {
     let value = fingerprints.get(model);
@@ -68,6 +74,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
     created: Math.floor(Date.now() / 1000),
     systemFingerprint: fingerprint(model),
   });
+  const routerFingerprint = router ? "fp_" + createHash("sha256").update(JSON.stringify(router.aliases)).digest("hex").slice(0, 12) : "";
   const logJob = (request: FastifyRequest, job: unknown) => {
     // Prompts are user data: only at debug (pino skips serialising below its level).
     request.log.debug({ job }, "job built");
@@ -85,7 +92,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
         response: { 200: { $ref: "ListModelsResponse#" }, ...errorResponses },
       },
     },
-    async (): Promise<ModelList> => ({ object: "list", data: catalog.list().map(modelObject) }),
+    async (): Promise<ModelList> => ({ object: "list", data: [...catalog.list().map(modelObject), ...routerModel] }),
   );
 
   // A wildcard, because model ids may contain `/` and `:` (`org/model:q4`).
@@ -101,7 +108,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
         response: { 200: { $ref: "Model#" }, ...errorResponses },
       },
     },
-    async (request): Promise<Model> => modelObject(resolveModel(request.params["*"])),
+    async (request): Promise<Model> => (router && isRouterName(router, request.params["*"]) ? modelObject(router) : modelObject(resolveModel(request.params["*"]))),
   );
 
   app.post<{ Body: ChatCompletionRequest }>(
@@ -128,6 +135,12 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
     },
     async (request, reply) => {
       const body = request.body;
+      if (router && isRouterName(router, body.model))
+        return routerChatCompletion(request, reply, {
+          runner,
+          router,
+          identity: (prefix, jobId) => ({ id: prefix + jobId, model: router.id, created: Math.floor(Date.now() / 1000), systemFingerprint: routerFingerprint }),
+        });
       const model = resolveModel(body.model);
       const job = buildChatJob(body, model, { id: newJobId(), requestId: request.id });
       logJob(request, job);
@@ -166,7 +179,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
     },
     async (request, reply) => {
       const body = request.body;
-      const model = resolveModel(body.model);
+      const model = resolveModel(body.model, "text completions");
       const job = buildCompletionJob(body, model, { id: newJobId(), requestId: request.id });
       logJob(request, job);
       const base = identity("cmpl-", job.id, model);
@@ -195,7 +208,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
     },
     async (request, reply) => {
       const body = request.body;
-      const model = resolveModel(body.model);
+      const model = resolveModel(body.model, "embeddings");
       const job = buildEmbeddingJob(body, model, { id: newJobId(), requestId: request.id });
       logJob(request, job);
       const accumulator = new EmbeddingAccumulator(model.id, body.encoding_format ?? "float");

@@ -5,10 +5,13 @@
  * SIGINT/SIGTERM. Only entry points use these; they exit the process.
  * Processes without an API of their own (the workers) also share one small
  * HTTP server for `/health`, `/ready` and `/metrics` ({@link startServiceHttp}).
+ * Processes that submit jobs in fleet mode share one dispatcher setup
+ * (`createFleetDispatcher`).
  */
 import { ConfigError, loadConfig, type SwitchboardConfig } from "@switchboard/catalog";
 import type { Logger } from "@switchboard/protocol";
 
+export { DEFAULT_MAX_WAITING, createFleetDispatcher, fleetQueues, queueForCatalog, type FleetDispatcherOptions } from "./fleet-dispatcher.js";
 export { startServiceHttp, workerProbes, type MetricsSource, type ReadyAnswer, type ServiceHttp, type ServiceHttpOptions, type WorkerStatusSource } from "./service-http.js";
 
 type Environment = Record<string, string | undefined>;

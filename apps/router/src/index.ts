@@ -1,0 +1,1 @@
+export * from "./router-worker.js";

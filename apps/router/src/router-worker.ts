@@ -1,0 +1,100 @@
+/**
+ * The fleet's router: serves the `router` queue on Redis with the router
+ * engine (`RouterBackend`), whose LLM calls and tasks go back onto the fleet's
+ * queues as jobs, so they run on the llama and Hugging Face workers, in
+ * parallel where the plan allows. Run records go to the fleet's Redis, where
+ * every gateway reads them. `/health`, `/ready` and `/metrics` (router stages,
+ * plans, tasks, runs; re-run and stalled jobs; the process) on its own port.
+ */
+import type { Server } from "node:http";
+import type { SwitchboardConfig } from "@switchboard/catalog";
+import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
+import { RedisRunStore, RouterBackend, type OrchestrationConfig } from "@switchboard/planner";
+import type { Logger } from "@switchboard/protocol";
+import { ROUTER_QUEUE, serveBackend, type BackendServer, type BullmqDispatcher, type ServeBackendOptions } from "@switchboard/queue";
+import { createFleetDispatcher, startServiceHttp, workerProbes, type ServiceHttp } from "@switchboard/service";
+
+export interface RouterWorkerOptions {
+  config: SwitchboardConfig;
+  redisUrl: string;
+  /** BullMQ prefix shared with the gateway and the workers. */
+  prefix?: string;
+  workerId?: string;
+  /** Port of `/health`, `/ready` and `/metrics`; 0 picks a free one. */
+  port: number;
+  host?: string;
+  logger: Logger;
+  /** Lock, stall, heartbeat and drain timings (see `ServeBackendOptions`). */
+  transport?: Omit<ServeBackendOptions, "connection" | "prefix" | "queues" | "logger" | "workerId" | "metrics">;
+  /** Settings of a run beyond the config file's (token limits of each role). */
+  orchestration?: Partial<OrchestrationConfig>;
+  metricsRegistry?: Registry;
+}
+
+export interface RouterWorker {
+  backend: RouterBackend;
+  server: BackendServer;
+  /** Where the router submits its LLM calls and tasks. */
+  dispatcher: BullmqDispatcher;
+  metrics: SwitchboardMetrics;
+  http: Server;
+  url: string;
+  /** Stops taking runs, drains (or cancels) running ones, closes queues, store and HTTP. */
+  close(): Promise<void>;
+}
+
+export async function startRouterWorker(options: RouterWorkerOptions): Promise<RouterWorker> {
+  const { config, logger } = options;
+  if (!config.router.enabled) throw new Error("The router is disabled in this config (router.enabled: false, or no chat model to plan with).");
+  const metrics = createMetrics({ registry: options.metricsRegistry, models: config.models });
+  const prefix = options.prefix ? { prefix: options.prefix } : {};
+  const dispatcher = createFleetDispatcher(config, { redisUrl: options.redisUrl, ...prefix, logger: logger.child({ component: "queue" }), metrics: metrics.queue });
+  const runs = new RedisRunStore({ connection: options.redisUrl, ...prefix, ttlSeconds: config.router.runTtlSeconds });
+  const backend = new RouterBackend({
+    config,
+    submit: (job, submitOptions) => dispatcher.submit(job, submitOptions),
+    modelStates: () => dispatcher.modelStates(),
+    runs,
+    observer: metrics.router,
+    logger: logger.child({ component: "router" }),
+    ...(options.orchestration ? { orchestration: options.orchestration } : {}),
+  });
+  const server = serveBackend(backend, {
+    ...options.transport,
+    connection: options.redisUrl,
+    prefix: options.prefix,
+    workerId: options.workerId,
+    logger,
+    metrics: metrics.queue,
+    queues: [{ name: ROUTER_QUEUE, models: backend.models(), concurrency: config.router.concurrency }],
+  });
+  const stopServing = async () => {
+    await server.close();
+    await backend.close();
+    await dispatcher.close();
+    await runs.close();
+  };
+  let http: ServiceHttp;
+  try {
+    http = await startServiceHttp({ port: options.port, host: options.host, logger, registry: metrics.registry, ...workerProbes(server) });
+  } catch (error) {
+    await stopServing();
+    throw error;
+  }
+  logger.info({ url: http.url, workerId: server.workerId, planner: config.router.planner, concurrency: config.router.concurrency }, "router started");
+
+  let closing: Promise<void> | undefined;
+  return {
+    backend,
+    server,
+    dispatcher,
+    metrics,
+    http: http.server,
+    url: http.url,
+    close: () =>
+      (closing ??= (async () => {
+        await stopServing();
+        await http.close();
+      })()),
+  };
+}
