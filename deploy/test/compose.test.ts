@@ -40,8 +40,8 @@ const productCode = [...sources(join(root, "apps")), ...sources(join(root, "pack
 const ourServices = Object.entries(compose.services).filter(([, service]) => service.build !== undefined);
 
 describe("docker-compose.yml", () => {
-  it("has redis, a gateway and scalable llama workers, each with a health check", () => {
-    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(["redis", "gateway", "worker-llama"]));
+  it("has redis, a gateway, scalable llama workers, an hf worker and the router, each with a health check", () => {
+    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(["redis", "gateway", "worker-llama", "worker-hf", "router"]));
     for (const [name, service] of Object.entries(compose.services)) expect(service.healthcheck, `${name} health check`).toBeDefined();
     expect(compose.services["worker-llama"]!.ports, "replicas cannot share a host port").toBeUndefined();
   });
@@ -111,8 +111,9 @@ describe("docker-compose.yml", () => {
         else expect(compose.volumes?.[source!], `${name}: named volume ${source}`).toBeDefined();
       }
     }
-    const scraped = readFileSync(join(root, "deploy/prometheus/prometheus.yml"), "utf8");
-    for (const [name, service] of ourServices) expect(scraped, `Prometheus scrapes ${name}:${service.environment!.PORT}`).toContain(`${name}`);
+    const scraped = parse(readFileSync(join(root, "deploy/prometheus/prometheus.yml"), "utf8")) as { scrape_configs: { dns_sd_configs?: { names: string[]; port: number }[] }[] };
+    const targets = scraped.scrape_configs.flatMap((job) => job.dns_sd_configs ?? []).flatMap((sd) => sd.names.map((name) => `${name}:${sd.port}`));
+    for (const [name, service] of ourServices) expect(targets, `Prometheus scrapes ${name}:${service.environment!.PORT}`).toContain(`${name}:${service.environment!.PORT}`);
   });
 
   it("only depends on services it defines", () => {
