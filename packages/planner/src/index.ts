@@ -21,7 +21,7 @@ export { rankCandidates, scoreCandidate, selectModels, selectionSchema, type Ran
 export { executePlan, type ExecuteStageOptions } from "./scheduler.js";
 export { binaryOutputAsInput, collectArtifacts, describeValue, extractModality, isBinaryOutput, summarizeOutput } from "./results.js";
 export { createJobExecutor, parseTable, taskJobPayload, type JobExecutorOptions, type JobSubmit } from "./job-executor.js";
-export { respond, resultsText, type RespondStageOptions } from "./responder.js";
+export { RESULT_CHARS_PER_TASK, respond, resultsText, type RespondStageOptions } from "./responder.js";
 export {
   DEFAULT_ORCHESTRATION_CONFIG,
   availableTasks,

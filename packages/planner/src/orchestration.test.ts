@@ -4,7 +4,7 @@
  * metrics hooks. The same loop runs on real models in test/orchestration.e2e.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { GatewayError } from "@switchboard/protocol";
+import { GatewayError, contextLengthExceeded } from "@switchboard/protocol";
 import { scriptedLlm } from "../test/scripted-llm.js";
 import { runOrchestration, type OrchestrationOptions } from "./orchestration.js";
 import type { CatalogCandidate, OrchestrationObserver, ProgressEvent, TaskExecutor } from "./types.js";
@@ -47,6 +47,27 @@ const wrongModality = JSON.stringify({
 });
 
 describe("runOrchestration with scripted LLMs and executor", () => {
+  it("cuts the results shorter when they overflow the responder's context, and still answers from them", async () => {
+    const planner = scriptedLlm([goodPlan], { model: "remote-planner" });
+    const overflow = contextLengthExceeded(5000, 2048).toPayload();
+    const responder = scriptedLlm([{ error: overflow }, "From the caption: a grey square."], { model: "responder" });
+    const longCaption = "a grey square ".repeat(200);
+    const executor: TaskExecutor = {
+      async run(execution) {
+        if (execution.task === "image-to-text") return { output: { generated_text: longCaption } };
+        return { output: { audio: { type: "base64", mimeType: "audio/wav", data: "UklGRg==", bytes: 4 } } };
+      },
+    };
+    const record = await runOrchestration({ messages, signal: new AbortController().signal, llm: { planner, responder }, executor, catalogView });
+    expect(record.status).toBe("completed");
+    expect(record.answer).toBe("From the caption: a grey square.");
+    const [first, second] = responder.jobs.map((job) => job.messages[0]!.content);
+    // 2048 of 5000 tokens fit: the caption is cut to about a third of its 600 characters.
+    expect(second!.split("a grey square").length).toBeLessThan(first!.split("a grey square").length / 2);
+    expect(second).toContain("a grey square");
+    expect(second).toContain("files: <GENERATED>-1");
+  });
+
   it("re-plans a remote planner's invalid plan, then runs every stage and records it", async () => {
     const planner = scriptedLlm([wrongModality, goodPlan], { model: "remote-planner" });
     const responder = scriptedLlm(["Here is the caption, read aloud as <GENERATED>-1."], { model: "responder" });

@@ -209,7 +209,7 @@ export async function runOrchestration(options: OrchestrationOptions): Promise<R
     record.answer = await respond({
       llm: responder,
       conversation: prepared.messages,
-      results: record.plan.length > 0 ? resultsText(record.plan, record.selections, record.tasks) : undefined,
+      results: record.plan.length > 0 ? (maxCharsPerTask) => resultsText(record.plan, record.selections, record.tasks, maxCharsPerTask) : undefined,
       settings: config.responder,
       runId,
       requestId,
