@@ -76,6 +76,7 @@ export async function createEmbeddedServer(options: EmbeddedOptions): Promise<Em
         submit: (job, submitOptions) => dispatcher.submit(job, submitOptions),
         modelStates: () => dispatcher.modelStates(),
         runs,
+        artifacts,
         logger: logger.child({ component: "router" }),
         ...(record ? { observer: metrics.router } : {}),
         ...(hfBackend ? { circuitOf: (model: string) => (hfBackend.models().includes(model) ? hfBackend.engine.breaker.state(model) : undefined) } : {}),

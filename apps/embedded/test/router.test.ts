@@ -138,7 +138,8 @@ describe("the router model", () => {
 
     const record = await json(await fetch(`${baseUrl}/v1/orchestrations/${runId}`));
     expect(record).toMatchObject({ object: "orchestration", id: runId, status: "completed", answer, dryRun: false });
-    expect(record.inputs).toEqual([{ id: "<INPUT>-0", modality: "image", source: "image_url", mimeType: "image/png" }]);
+    // The image was stored once as an artifact; the tasks got its reference.
+    expect(record.inputs).toEqual([{ id: "<INPUT>-0", modality: "image", source: "image_url", mimeType: "image/png", artifactId: expect.stringMatching(/^[0-9a-f]{64}$/), bytes: TEST_PNG.length }]);
     expect(record.plan.length).toBeGreaterThan(0);
     expect(record.selections).toHaveLength(record.plan.length);
     for (const selection of record.selections) expect(selection).toMatchObject({ model: expect.stringMatching(/-[ab]$/), reason: expect.any(String) });
@@ -191,6 +192,9 @@ describe("/v1/orchestrations", () => {
     expect(caption.startedAt).toBeLessThan(detection.finishedAt);
     expect(speech.startedAt).toBeGreaterThanOrEqual(caption.finishedAt);
     expect(speech.inputs.text).toEqual({ reference: "<GENERATED>-0", value: caption.output.generated_text });
+    // The request's image went to the tasks as one stored artifact, by reference.
+    expect(caption.inputs.image).toEqual({ reference: "<INPUT>-0", value: { type: "artifact", id: run.inputs[0].artifactId } });
+    expect(detection.inputs.image).toEqual(caption.inputs.image);
     expect(speech.artifacts).toEqual([expect.objectContaining({ path: "audio", mimeType: "audio/wav" })]);
     expect(run.planner).toMatchObject({ source: "client" });
     expect(wire.violations()).toEqual([]);

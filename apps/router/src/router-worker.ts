@@ -7,6 +7,7 @@
  * plans, tasks, runs; re-run and stalled jobs; the process) on its own port.
  */
 import type { Server } from "node:http";
+import { createArtifactStore } from "@switchboard/artifacts";
 import type { SwitchboardConfig } from "@switchboard/catalog";
 import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
 import { RedisRunStore, RouterBackend, type OrchestrationConfig } from "@switchboard/planner";
@@ -50,11 +51,14 @@ export async function startRouterWorker(options: RouterWorkerOptions): Promise<R
   const prefix = options.prefix ? { prefix: options.prefix } : {};
   const dispatcher = createFleetDispatcher(config, { redisUrl: options.redisUrl, ...prefix, logger: logger.child({ component: "queue" }), metrics: metrics.queue });
   const runs = new RedisRunStore({ connection: options.redisUrl, ...prefix, ttlSeconds: config.router.runTtlSeconds });
+  // The request's inline files are stored once in the fleet's store; tasks on other workers get references.
+  const artifacts = createArtifactStore(config.artifacts, { fleetRedisUrl: options.redisUrl, ...prefix });
   const backend = new RouterBackend({
     config,
     submit: (job, submitOptions) => dispatcher.submit(job, submitOptions),
     modelStates: () => dispatcher.modelStates(),
     runs,
+    artifacts,
     observer: metrics.router,
     logger: logger.child({ component: "router" }),
     ...(options.orchestration ? { orchestration: options.orchestration } : {}),
@@ -73,6 +77,7 @@ export async function startRouterWorker(options: RouterWorkerOptions): Promise<R
     await backend.close();
     await dispatcher.close();
     await runs.close();
+    await artifacts.close();
   };
   let http: ServiceHttp;
   try {

@@ -77,6 +77,12 @@ export interface OrchestrationOptions {
   availableTasks?: readonly TaskSignature[];
   onProgress?: (event: ProgressEvent) => void;
   observer?: OrchestrationObserver;
+  /**
+   * Stores a file of the request (data URL or base64; http(s) URLs are left
+   * for the engines to fetch) and returns its artifact id, so every task
+   * gets a reference instead of a copy of the bytes.
+   */
+  storeInput?: (data: Uint8Array, mimeType: string) => Promise<string>;
   runId?: string;
   requestId?: string;
 }
@@ -138,6 +144,8 @@ export async function runOrchestration(options: OrchestrationOptions): Promise<R
   };
 
   try {
+    if (options.storeInput) await storeInputs(prepared.inputs, record, options.storeInput);
+
     // Plan
     if (clientPlan) record.plan = clientPlan;
     else if (available.length === 0) record.planner.note = "no task has a live model now";
@@ -241,6 +249,27 @@ export async function runOrchestration(options: OrchestrationOptions): Promise<R
     emit({ type: "run-finished", runId, status: record.status });
     observer?.runFinished?.({ status: record.status, seconds: totalMs / 1000, overheadSeconds: Math.max(0, totalMs - modelMs) / 1000 });
   }
+}
+
+/** Turns the request's inline files into artifacts: the inputs then carry references, the record their ids. */
+async function storeInputs(inputs: RunInput[], record: RunRecord, store: (data: Uint8Array, mimeType: string) => Promise<string>): Promise<void> {
+  for (const [index, input] of inputs.entries()) {
+    const inline = inlineBytes(input.value, input.mimeType);
+    if (!inline) continue;
+    const id = await store(inline.data, inline.mimeType);
+    input.value = { type: "artifact", id };
+    Object.assign(record.inputs[index]!, { artifactId: id, bytes: inline.data.byteLength });
+  }
+}
+
+/** The bytes of a data URL or tagged base64 value; undefined for URLs and references. */
+function inlineBytes(value: BinaryInput, mimeType: string | undefined): { data: Uint8Array; mimeType: string } | undefined {
+  if (typeof value === "string") {
+    const match = /^data:([^;,]+)?((?:;[^;,]*)*?);base64,(.*)$/s.exec(value);
+    return match ? { data: Buffer.from(match[3]!, "base64"), mimeType: match[1] ?? mimeType ?? "application/octet-stream" } : undefined;
+  }
+  if (value.type === "base64") return { data: Buffer.from(value.data, "base64"), mimeType: value.mimeType ?? mimeType ?? "application/octet-stream" };
+  return undefined;
 }
 
 const round = (milliseconds: number) => Math.round(milliseconds * 1000) / 1000;

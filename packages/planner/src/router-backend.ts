@@ -48,6 +48,12 @@ export interface RouterBackendOptions {
   logger?: Logger;
   /** Settings of a run beyond the config file's (token limits of each role, literal lengths). */
   orchestration?: Partial<OrchestrationConfig>;
+  /**
+   * The artifact store the engines read (`@switchboard/artifacts`): the
+   * request's inline images and audio are stored there once, and tasks get
+   * references. Without it, tasks get the bytes themselves.
+   */
+  artifacts?: { put(data: Uint8Array, mimeType: string): Promise<{ id: string }> };
 }
 
 /** How long a client is told to wait when every run slot of this process is busy. */
@@ -142,6 +148,7 @@ export class RouterBackend implements Backend {
       runId: job.id,
       requestId: job.requestId,
       ...(this.#options.observer ? { observer: this.#options.observer } : {}),
+      ...(this.#options.artifacts ? { storeInput: storeIn(this.#options.artifacts) } : {}),
       onProgress: (event) => {
         if (event.type === "run-started") {
           started = true;
@@ -199,6 +206,10 @@ export class RouterBackend implements Backend {
     }
     return undefined;
   }
+}
+
+function storeIn(artifacts: NonNullable<RouterBackendOptions["artifacts"]>) {
+  return async (data: Uint8Array, mimeType: string) => (await artifacts.put(data, mimeType)).id;
 }
 
 /** Passes a chat job's events through, adding its tokens to `usage`. */

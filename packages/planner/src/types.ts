@@ -345,7 +345,8 @@ export interface RunRecord {
   createdAt: number;
   finishedAt?: number;
   dryRun: boolean;
-  inputs: { id: string; modality: string; mimeType?: string; source: RunInput["source"] }[];
+  /** The request's files; `artifactId` when the bytes were stored as an artifact (tasks get the reference). */
+  inputs: { id: string; modality: string; mimeType?: string; source: RunInput["source"]; artifactId?: string; bytes?: number }[];
   plan: Plan;
   planner: PlannerRecord;
   /** Re-plans made (remote planners). */
