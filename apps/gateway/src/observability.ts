@@ -8,6 +8,7 @@
  * status, responses the client abandoned as 499. The 'close' event fires in
  * both cases, so nothing is counted twice and in-flight never leaks.
  */
+import type { ServerResponse } from "node:http";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { SwitchboardMetrics } from "@switchboard/metrics";
 import type { Job } from "@switchboard/protocol";
@@ -23,7 +24,14 @@ export interface RequestObservation {
   startedAt: number;
   /** Catalog id of the job's model, once a job was built. */
   model: string | undefined;
+  /** The request, for the response's `close` listener. */
+  request: FastifyRequest;
 }
+
+/** Where a response carries its request's observation, so one shared `close` listener serves every request. */
+const OBSERVATION = Symbol("switchboard.observation");
+
+type ObservedResponse = ServerResponse & { [OBSERVATION]?: RequestObservation };
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -61,20 +69,28 @@ export function installObservability(app: FastifyInstance, options: Observabilit
     return catalog.resolve(named)?.id ?? named;
   };
 
+  // One listener for every response (no closure per request); it fires once, after the
+  // response ended or the client went away; the response is not reused.
+  function responseClosed(this: ObservedResponse): void {
+    const observation = this[OBSERVATION];
+    if (observation === undefined) return;
+    const request = observation.request;
+    gateway.recordRequest(
+      request.is404 ? undefined : request.routeOptions.url,
+      request.method,
+      this.writableEnded ? this.statusCode : CLIENT_CLOSED_REQUEST,
+      modelOf(request, observation),
+      (performance.now() - observation.startedAt) / 1000,
+    );
+  }
+
   app.addHook("onRequest", (request, reply, done) => {
-    const observation: RequestObservation = { startedAt: performance.now(), model: undefined };
+    const observation: RequestObservation = { startedAt: performance.now(), model: undefined, request };
     request.observation = observation;
     gateway.requestStarted();
-    // Fires once, after the response ended or the client went away; the response is not reused.
-    reply.raw.on("close", () => {
-      gateway.requestFinished({
-        route: request.is404 ? undefined : request.routeOptions.url,
-        method: request.method,
-        status: reply.raw.writableEnded ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST,
-        model: modelOf(request, observation),
-        seconds: (performance.now() - observation.startedAt) / 1000,
-      });
-    });
+    const response = reply.raw as ObservedResponse;
+    response[OBSERVATION] = observation;
+    response.on("close", responseClosed);
     done();
   });
 

@@ -200,7 +200,9 @@ export class FastHistogram<L extends string = string> extends LabelledMetric<L, 
 
 /**
  * A cache keyed by two to four strings without building a joined key (no
- * allocation per lookup): nested maps, one level per key part.
+ * allocation per lookup): nested maps, one level per key part. `find*`
+ * returns undefined on a miss and `set*` stores: no `make` callback, so a
+ * hot path allocates nothing once its entry exists.
  */
 export class KeyedCache<T> {
   readonly #root = new Map<string, any>();
@@ -211,21 +213,30 @@ export class KeyedCache<T> {
     return next;
   }
 
-  #leaf(map: Map<string, any>, key: string, make: () => T): T {
-    let value = map.get(key) as T | undefined;
-    if (value === undefined) map.set(key, (value = make()));
+  find2(a: string, b: string): T | undefined {
+    return this.#root.get(a)?.get(b);
+  }
+
+  find3(a: string, b: string, c: string): T | undefined {
+    return this.#root.get(a)?.get(b)?.get(c);
+  }
+
+  find4(a: string, b: string, c: string, d: string): T | undefined {
+    return this.#root.get(a)?.get(b)?.get(c)?.get(d);
+  }
+
+  set2(a: string, b: string, value: T): T {
+    this.#level(this.#root, a).set(b, value);
     return value;
   }
 
-  get2(a: string, b: string, make: () => T): T {
-    return this.#leaf(this.#level(this.#root, a), b, make);
+  set3(a: string, b: string, c: string, value: T): T {
+    this.#level(this.#level(this.#root, a), b).set(c, value);
+    return value;
   }
 
-  get3(a: string, b: string, c: string, make: () => T): T {
-    return this.#leaf(this.#level(this.#level(this.#root, a), b), c, make);
-  }
-
-  get4(a: string, b: string, c: string, d: string, make: () => T): T {
-    return this.#leaf(this.#level(this.#level(this.#level(this.#root, a), b), c), d, make);
+  set4(a: string, b: string, c: string, d: string, value: T): T {
+    this.#level(this.#level(this.#level(this.#root, a), b), c).set(d, value);
+    return value;
   }
 }

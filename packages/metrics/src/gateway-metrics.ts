@@ -178,22 +178,31 @@ export class GatewayRecorder {
   }
 
   requestFinished(request: FinishedRequest): void {
+    this.recordRequest(request.route, request.method, request.status, request.model, request.seconds);
+  }
+
+  /** {@link requestFinished} with the fields as arguments: the per-request hook builds no object. */
+  recordRequest(route: string | undefined, method: string, status: number, model: string | undefined, seconds: number): void {
     this.#inFlight.dec();
-    const route = request.route === undefined ? UNMATCHED_ROUTE : this.#routes.fold(request.route);
-    const method = foldMethod(request.method);
-    const status = foldStatus(request.status);
-    const model = this.#labels.model(request.model);
-    const series = this.#requestSeries.get4(route, method, status, model, () => {
-      const reason = REJECTION_REASONS[request.status];
-      return {
-        requests: this.requests.series(route, method, status, model),
-        duration: this.duration.series(route, method, status, model),
-        rejection: reason === undefined ? undefined : this.rejections.series(reason, model),
-      };
-    });
+    const routeLabel = route === undefined ? UNMATCHED_ROUTE : this.#routes.fold(route);
+    const methodLabel = foldMethod(method);
+    const statusLabel = foldStatus(status);
+    const modelLabel = this.#labels.model(model);
+    const series =
+      this.#requestSeries.find4(routeLabel, methodLabel, statusLabel, modelLabel) ??
+      this.#requestSeries.set4(routeLabel, methodLabel, statusLabel, modelLabel, this.#newRequestSeries(routeLabel, methodLabel, statusLabel, modelLabel, status));
     series.requests.inc();
-    series.duration.observe(request.seconds);
+    series.duration.observe(seconds);
     series.rejection?.inc();
+  }
+
+  #newRequestSeries(route: string, method: string, status: string, model: string, code: number): RequestSeries {
+    const reason = REJECTION_REASONS[code];
+    return {
+      requests: this.requests.series(route, method, status, model),
+      duration: this.duration.series(route, method, status, model),
+      rejection: reason === undefined ? undefined : this.rejections.series(reason, model),
+    };
   }
 
   /**
@@ -218,17 +227,18 @@ export class GatewayRecorder {
   #seriesOf(job: ObservedJob): JobSeries {
     const model = this.#labels.model(job.model);
     const kind = this.#labels.kind(job.kind);
-    return this.#jobSeries.get2(model, kind, () => {
-      const backend = this.#labels.backendOfModel(job.model);
-      return {
-        completed: this.jobDuration.series(model, backend, kind, "completed"),
-        failed: this.jobDuration.series(model, backend, kind, "failed"),
-        cancelled: this.jobDuration.series(model, backend, kind, "cancelled"),
-        ttft: this.timeToFirstToken.series(model, backend, kind),
-        tpot: this.timePerOutputToken.series(model, backend, kind),
-        input: this.tokens.series(model, backend, "input"),
-        output: this.tokens.series(model, backend, "output"),
-      };
-    });
+    return this.#jobSeries.find2(model, kind) ?? this.#jobSeries.set2(model, kind, this.#newJobSeries(model, kind, this.#labels.backendOfModel(job.model)));
+  }
+
+  #newJobSeries(model: string, kind: string, backend: string): JobSeries {
+    return {
+      completed: this.jobDuration.series(model, backend, kind, "completed"),
+      failed: this.jobDuration.series(model, backend, kind, "failed"),
+      cancelled: this.jobDuration.series(model, backend, kind, "cancelled"),
+      ttft: this.timeToFirstToken.series(model, backend, kind),
+      tpot: this.timePerOutputToken.series(model, backend, kind),
+      input: this.tokens.series(model, backend, "input"),
+      output: this.tokens.series(model, backend, "output"),
+    };
   }
 }

@@ -62,9 +62,12 @@ export function foldMethod(method: string): string {
   return HTTP_METHODS.fold(method);
 }
 
+/** Status codes as text, made once, so folding a status allocates no string. */
+const STATUS_TEXT: readonly string[] = Array.from({ length: 600 }, (_, status) => String(status));
+
 /** A status code as text; anything outside 100-599 becomes {@link OTHER}. */
 export function foldStatus(status: number): string {
-  return Number.isInteger(status) && status >= 100 && status <= 599 ? String(status) : OTHER;
+  return Number.isInteger(status) && status >= 100 && status <= 599 ? STATUS_TEXT[status]! : OTHER;
 }
 
 /**

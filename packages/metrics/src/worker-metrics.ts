@@ -142,14 +142,18 @@ export class WorkerRecorder {
     const model = this.#labels.model(job.model);
     const backend = this.#labels.backend(backendName);
     const kind = this.#labels.kind(job.kind);
-    return this.#series.get3(model, backend, kind, () => ({
-        completed: this.jobDuration.series(model, backend, kind, "completed"),
-        failed: this.jobDuration.series(model, backend, kind, "failed"),
-        cancelled: this.jobDuration.series(model, backend, kind, "cancelled"),
-        input: this.tokens.series(model, backend, "input"),
-        output: this.tokens.series(model, backend, "output"),
+    return this.#series.find3(model, backend, kind) ?? this.#series.set3(model, backend, kind, this.#newSeries(model, backend, kind));
+  }
+
+  #newSeries(model: string, backend: string, kind: string): WorkerSeries {
+    return {
+      completed: this.jobDuration.series(model, backend, kind, "completed"),
+      failed: this.jobDuration.series(model, backend, kind, "failed"),
+      cancelled: this.jobDuration.series(model, backend, kind, "cancelled"),
+      input: this.tokens.series(model, backend, "input"),
+      output: this.tokens.series(model, backend, "output"),
       decode: this.decodeRate.series(model, backend),
-    }));
+    };
   }
 }
 

@@ -143,14 +143,16 @@ class JobTracker implements AsyncIterableIterator<JobEvent> {
 
   next(): Promise<IteratorResult<JobEvent>> {
     if (!this.#waiting) return this.#events.next();
-    return this.#events.next().then(this.#first);
+    return this.#firstEvent();
   }
 
   return(value?: unknown): Promise<IteratorResult<JobEvent>> {
     return this.#events.return ? this.#events.return(value) : Promise.resolve({ done: true, value: undefined });
   }
 
-  readonly #first = (result: IteratorResult<JobEvent>): IteratorResult<JobEvent> => {
+  // A method, not an arrow field: under tsx each arrow made per job gets a name-setting wrapper call.
+  async #firstEvent(): Promise<IteratorResult<JobEvent>> {
+    const result = await this.#events.next();
     if (result.done) return result;
     this.#waiting = false;
     this.#depth.waiting--;
@@ -161,7 +163,7 @@ class JobTracker implements AsyncIterableIterator<JobEvent> {
       this.#metrics.jobStarted(this.#depth.queue, (this.#startedAt - this.#submittedAt) / 1000);
     }
     return result;
-  };
+  }
 
   /** `finished`: the events ran to their end; `stopped`: the reader stopped early; `threw`: the backend broke. */
   end(ended: "finished" | "stopped" | "threw"): void {
