@@ -12,8 +12,8 @@ import type { SwitchboardConfig } from "@switchboard/catalog";
 import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
 import { RedisRunStore, RouterBackend, type OrchestrationConfig } from "@switchboard/planner";
 import type { Logger } from "@switchboard/protocol";
-import { ROUTER_QUEUE, serveBackend, type BackendServer, type BullmqDispatcher, type ServeBackendOptions } from "@switchboard/queue";
-import { createFleetDispatcher, startServiceHttp, workerProbes, type ServiceHttp } from "@switchboard/service";
+import { ROUTER_QUEUE, type BackendServer, type BullmqDispatcher, type ServeBackendOptions } from "@switchboard/queue";
+import { createFleetDispatcher, startWorkerService } from "@switchboard/service";
 
 export interface RouterWorkerOptions {
   config: SwitchboardConfig;
@@ -63,43 +63,24 @@ export async function startRouterWorker(options: RouterWorkerOptions): Promise<R
     logger: logger.child({ component: "router" }),
     ...(options.orchestration ? { orchestration: options.orchestration } : {}),
   });
-  const server = serveBackend(backend, {
-    ...options.transport,
-    connection: options.redisUrl,
+  const service = await startWorkerService({
+    backend,
+    queues: [{ name: ROUTER_QUEUE, models: backend.models(), concurrency: config.router.concurrency }],
+    redisUrl: options.redisUrl,
     prefix: options.prefix,
     workerId: options.workerId,
+    transport: options.transport,
+    queueMetrics: metrics.queue,
+    port: options.port,
+    host: options.host,
     logger,
-    metrics: metrics.queue,
-    queues: [{ name: ROUTER_QUEUE, models: backend.models(), concurrency: config.router.concurrency }],
+    registry: metrics.registry,
+    release: async () => {
+      await dispatcher.close();
+      await runs.close();
+      await artifacts.close();
+    },
   });
-  const stopServing = async () => {
-    await server.close();
-    await backend.close();
-    await dispatcher.close();
-    await runs.close();
-    await artifacts.close();
-  };
-  let http: ServiceHttp;
-  try {
-    http = await startServiceHttp({ port: options.port, host: options.host, logger, registry: metrics.registry, ...workerProbes(server) });
-  } catch (error) {
-    await stopServing();
-    throw error;
-  }
-  logger.info({ url: http.url, workerId: server.workerId, planner: config.router.planner, concurrency: config.router.concurrency }, "router started");
-
-  let closing: Promise<void> | undefined;
-  return {
-    backend,
-    server,
-    dispatcher,
-    metrics,
-    http: http.server,
-    url: http.url,
-    close: () =>
-      (closing ??= (async () => {
-        await stopServing();
-        await http.close();
-      })()),
-  };
+  logger.info({ url: service.url, workerId: service.server.workerId, planner: config.router.planner, concurrency: config.router.concurrency }, "router started");
+  return { backend, dispatcher, metrics, ...service };
 }

@@ -12,8 +12,8 @@ import type { SwitchboardConfig } from "@switchboard/catalog";
 import { createConfiguredHfBackend, type HfBackend } from "@switchboard/hf";
 import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
 import type { Logger } from "@switchboard/protocol";
-import { HF_QUEUE, serveBackend, type BackendServer, type ServeBackendOptions } from "@switchboard/queue";
-import { startServiceHttp, workerProbes, type ServiceHttp } from "@switchboard/service";
+import { HF_QUEUE, type BackendServer, type ServeBackendOptions } from "@switchboard/queue";
+import { startWorkerService } from "@switchboard/service";
 
 /** Jobs one worker runs at once when not told otherwise: remote calls mostly wait on the network. */
 export const DEFAULT_HF_CONCURRENCY = 32;
@@ -70,50 +70,23 @@ export async function startHfWorker(options: HfWorkerOptions): Promise<HfWorker>
   }
   const unwatchCircuits = metrics.hf.watchCircuits(() => backend.engine.models().map((model) => ({ model: model.id, state: backend.engine.breaker.state(model.id) })));
   const concurrency = options.concurrency ?? DEFAULT_HF_CONCURRENCY;
-  const server = serveBackend(backend, {
-    ...options.transport,
-    connection: options.redisUrl,
+  const service = await startWorkerService({
+    backend,
+    queues: [{ name: HF_QUEUE, models: backend.models(), concurrency }],
+    redisUrl: options.redisUrl,
     prefix: options.prefix,
     workerId: options.workerId,
+    transport: options.transport,
+    queueMetrics: metrics.queue,
+    port: options.port,
+    host: options.host,
     logger,
-    metrics: metrics.queue,
-    queues: [{ name: HF_QUEUE, models: backend.models(), concurrency }],
+    registry: metrics.registry,
+    release: async () => {
+      await artifacts.close();
+      unwatchCircuits();
+    },
   });
-  const stopServing = async () => {
-    await server.close();
-    await backend.close();
-    await artifacts.close();
-    unwatchCircuits();
-  };
-
-  let http: ServiceHttp;
-  try {
-    http = await startServiceHttp({
-      port: options.port,
-      host: options.host,
-      logger,
-      registry: metrics.registry,
-      ...workerProbes(server),
-    });
-  } catch (error) {
-    await stopServing();
-    throw error;
-  }
-  const url = http.url;
-  logger.info({ url, workerId: server.workerId, models: backend.models(), concurrency, artifacts: artifacts.kind }, "hf worker started");
-
-  let closing: Promise<void> | undefined;
-  return {
-    backend,
-    server,
-    artifacts,
-    metrics,
-    http: http.server,
-    url,
-    close: () =>
-      (closing ??= (async () => {
-        await stopServing();
-        await http.close();
-      })()),
-  };
+  logger.info({ url: service.url, workerId: service.server.workerId, models: backend.models(), concurrency, artifacts: artifacts.kind }, "hf worker started");
+  return { backend, artifacts, metrics, ...service };
 }

@@ -9,8 +9,8 @@ import type { SwitchboardConfig } from "@switchboard/catalog";
 import { createConfiguredLlamaBackend, type ConfiguredBackendOptions, type LlamaBackend } from "@switchboard/llama";
 import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
 import type { Logger } from "@switchboard/protocol";
-import { llamaQueueName, serveBackend, type BackendServer, type ServeBackendOptions } from "@switchboard/queue";
-import { startServiceHttp, workerProbes, type ServiceHttp } from "@switchboard/service";
+import { llamaQueueName, type BackendServer, type ServeBackendOptions } from "@switchboard/queue";
+import { startWorkerService } from "@switchboard/service";
 
 export interface LlamaWorkerOptions {
   config: SwitchboardConfig;
@@ -57,50 +57,22 @@ export async function startLlamaWorker(options: LlamaWorkerOptions): Promise<Lla
   const models = config.models.flatMap((model) => (model.backend === "llama" && backend.models().includes(model.id) ? [model] : []));
   if (models.length === 0) throw new Error("This worker has no llama model to serve: check SWITCHBOARD_WORKER_MODELS and the config's models.");
   backend.start();
+  const unwatch = metrics.llama.watch(() => backend.queueStates());
   // Each model's queue is served once the model is ready, with one job per sequence.
-  const server = serveBackend(backend, {
-    ...options.transport,
-    connection: options.redisUrl,
+  const service = await startWorkerService({
+    backend,
+    queues: models.map((model) => ({ name: llamaQueueName(model.id), models: [model.id], concurrency: model.sequences })),
+    redisUrl: options.redisUrl,
     prefix: options.prefix,
     workerId: options.workerId,
+    transport: options.transport,
+    queueMetrics: metrics.queue,
+    port: options.port,
+    host: options.host,
     logger,
-    metrics: metrics.queue,
-    queues: models.map((model) => ({ name: llamaQueueName(model.id), models: [model.id], concurrency: model.sequences })),
+    registry: metrics.registry,
+    release: unwatch,
   });
-
-  const unwatch = metrics.llama.watch(() => backend.queueStates());
-  const stopServing = async () => {
-    await server.close();
-    await backend.close();
-    unwatch();
-  };
-  let http: ServiceHttp;
-  try {
-    http = await startServiceHttp({
-      port: options.port,
-      host: options.host,
-      logger,
-      registry: metrics.registry,
-      ...workerProbes(server),
-    });
-  } catch (error) {
-    await stopServing();
-    throw error;
-  }
-  const url = http.url;
-  logger.info({ url, workerId: server.workerId, models: models.map((model) => model.id) }, "llama worker started");
-
-  let closing: Promise<void> | undefined;
-  return {
-    backend,
-    server,
-    metrics,
-    http: http.server,
-    url,
-    close: () =>
-      (closing ??= (async () => {
-        await stopServing();
-        await http.close();
-      })()),
-  };
+  logger.info({ url: service.url, workerId: service.server.workerId, models: models.map((model) => model.id) }, "llama worker started");
+  return { backend, metrics, ...service };
 }

@@ -1,0 +1,75 @@
+/**
+ * What every fleet worker does around its engine: serve the engine's queues
+ * on Redis, answer `/health`, `/ready` and `/metrics` on its own port, and
+ * close in order (stop taking jobs and drain, close the engine and what it
+ * uses, then HTTP). A port that is taken closes what was started.
+ */
+import type { Server } from "node:http";
+import type { Backend, Logger } from "@switchboard/protocol";
+import { serveBackend, type BackendServer, type QueueMetrics, type ServeBackendOptions } from "@switchboard/queue";
+import { startServiceHttp, workerProbes, type MetricsSource } from "./service-http.js";
+
+export interface WorkerServiceOptions {
+  backend: Backend;
+  /** The queues served, each with its models and how many jobs run at once. */
+  queues: ServeBackendOptions["queues"];
+  redisUrl: string;
+  /** BullMQ prefix shared with the rest of the fleet. */
+  prefix?: string | undefined;
+  workerId?: string | undefined;
+  /** Lock, stall, heartbeat and drain timings (see `ServeBackendOptions`). */
+  transport?: Omit<ServeBackendOptions, "connection" | "prefix" | "queues" | "logger" | "workerId" | "metrics">;
+  /** Re-run and stalled jobs of the served queues. */
+  queueMetrics?: Pick<QueueMetrics, "jobRetried" | "jobStalled">;
+  /** Port of `/health`, `/ready` and `/metrics`; 0 picks a free one. */
+  port: number;
+  host?: string;
+  logger: Logger;
+  registry: MetricsSource;
+  /** Closes what the engine uses (stores, watchers, dispatchers), after the engine. */
+  release?: () => Promise<void> | void;
+}
+
+export interface WorkerService {
+  server: BackendServer;
+  http: Server;
+  /** Base URL of the HTTP server. */
+  url: string;
+  /** Stops taking jobs, drains (or cancels) running ones, closes the engine, what it uses, and HTTP. Once. */
+  close(): Promise<void>;
+}
+
+export async function startWorkerService(options: WorkerServiceOptions): Promise<WorkerService> {
+  const server = serveBackend(options.backend, {
+    ...options.transport,
+    connection: options.redisUrl,
+    prefix: options.prefix,
+    workerId: options.workerId,
+    logger: options.logger,
+    queues: options.queues,
+    ...(options.queueMetrics ? { metrics: options.queueMetrics } : {}),
+  });
+  const stopServing = async () => {
+    await server.close();
+    await options.backend.close();
+    await options.release?.();
+  };
+  let http: Awaited<ReturnType<typeof startServiceHttp>>;
+  try {
+    http = await startServiceHttp({ port: options.port, host: options.host, logger: options.logger, registry: options.registry, ...workerProbes(server) });
+  } catch (error) {
+    await stopServing();
+    throw error;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    http: http.server,
+    url: http.url,
+    close: () =>
+      (closing ??= (async () => {
+        await stopServing();
+        await http.close();
+      })()),
+  };
+}
