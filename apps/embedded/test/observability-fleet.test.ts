@@ -8,13 +8,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FastifyInstance } from "fastify";
 import { Catalog, parseConfig } from "@switchboard/catalog";
 import { buildGateway, queueForCatalog } from "@switchboard/gateway";
 import { promtoolCheck, requireProgram } from "@switchboard/metrics/testing";
-import { BullmqDispatcher, FleetKeys, llamaQueueName } from "@switchboard/queue";
+import { BullmqDispatcher, llamaQueueName } from "@switchboard/queue";
+import { deletePrefix, waitForLiveWorkers } from "@switchboard/queue/test/redis-fixture";
 import { startLlamaWorker, type LlamaWorker } from "@switchboard/worker-llama";
 import { captureLog, startPrometheus, type CapturedLog, type PrometheusServer } from "./observability-support.js";
 
@@ -46,13 +46,7 @@ beforeAll(async () => {
   dispatcher = new BullmqDispatcher({ connection: redisUrl, prefix, queueFor: queueForCatalog(catalog) });
   gateway = await buildGateway({ config, catalog, dispatcher, logger: gatewayLog.logger, readiness: "transport" });
   baseURL = await gateway.listen({ port: 0, host: "127.0.0.1" });
-  const redis = new Redis(redisUrl);
-  try {
-    const live = new FleetKeys(prefix).liveWorkers(llamaQueueName(MODEL));
-    for (let tries = 0; tries < 300 && (await redis.zcard(live)) === 0; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
-  } finally {
-    redis.disconnect();
-  }
+  await waitForLiveWorkers(redisUrl, prefix, [llamaQueueName(MODEL)]);
   prometheus = await startPrometheus({ gateway: [new URL(baseURL).host], "worker-llama": [new URL(worker.url).host] });
 }, 60_000);
 
@@ -62,14 +56,7 @@ afterAll(async () => {
   await dispatcher?.close();
   await worker?.close();
   // Only this test's own keys, found by prefix.
-  const redis = new Redis(redisUrl);
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== "0");
-  redis.disconnect();
+  await deletePrefix(redisUrl, prefix);
   if (modelsDir) rmSync(modelsDir, { recursive: true, force: true });
 });
 

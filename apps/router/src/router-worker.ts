@@ -8,28 +8,14 @@
  */
 import type { Server } from "node:http";
 import { createArtifactStore } from "@switchboard/artifacts";
-import type { SwitchboardConfig } from "@switchboard/catalog";
-import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
+import { createMetrics, type SwitchboardMetrics } from "@switchboard/metrics";
 import { RedisRunStore, RouterBackend, type OrchestrationConfig } from "@switchboard/planner";
-import type { Logger } from "@switchboard/protocol";
-import { ROUTER_QUEUE, type BackendServer, type BullmqDispatcher, type ServeBackendOptions } from "@switchboard/queue";
-import { createFleetDispatcher, startWorkerService } from "@switchboard/service";
+import { ROUTER_QUEUE, type BackendServer, type BullmqDispatcher } from "@switchboard/queue";
+import { createFleetDispatcher, startWorkerService, type FleetWorkerOptions } from "@switchboard/service";
 
-export interface RouterWorkerOptions {
-  config: SwitchboardConfig;
-  redisUrl: string;
-  /** BullMQ prefix shared with the gateway and the workers. */
-  prefix?: string;
-  workerId?: string;
-  /** Port of `/health`, `/ready` and `/metrics`; 0 picks a free one. */
-  port: number;
-  host?: string;
-  logger: Logger;
-  /** Lock, stall, heartbeat and drain timings (see `ServeBackendOptions`). */
-  transport?: Omit<ServeBackendOptions, "connection" | "prefix" | "queues" | "logger" | "workerId" | "metrics">;
+export interface RouterWorkerOptions extends FleetWorkerOptions {
   /** Settings of a run beyond the config file's (token limits of each role). */
   orchestration?: Partial<OrchestrationConfig>;
-  metricsRegistry?: Registry;
 }
 
 export interface RouterWorker {

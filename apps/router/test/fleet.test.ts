@@ -10,22 +10,20 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { parseConfig, type SwitchboardConfig } from "@switchboard/catalog";
 import { createFleetGateway, type FleetGateway } from "@switchboard/gateway/fleet";
 import { TEST_PNG, startHfWireServer, type WireServer } from "@switchboard/hf-wire-server";
 import { parseExposition, promtoolCheck, requireProgram, sampleSum } from "@switchboard/metrics/testing";
-import { FleetKeys, HF_QUEUE, ROUTER_QUEUE, llamaQueueName } from "@switchboard/queue";
+import { HF_QUEUE, ROUTER_QUEUE, llamaQueueName } from "@switchboard/queue";
+import { deletePrefix, randomPrefix, redisUrl, waitForLiveWorkers } from "@switchboard/queue/test/redis-fixture";
 import { startHfWorker, type HfWorker } from "@switchboard/worker-hf";
 import { startLlamaWorker, type LlamaWorker } from "@switchboard/worker-llama";
-import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRouterWorker, type RouterWorker } from "../src/router-worker.js";
 
-const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const prefix = `sbtest-${Math.random().toString(36).slice(2, 12)}`;
+const prefix = randomPrefix();
 const PLANNER = "planner-tiny";
 const logLines: string[] = [];
 const logger = pino({ level: "debug" }, { write: (line: string) => void logLines.push(line) });
@@ -39,35 +37,6 @@ let hf: HfWorker;
 let router: RouterWorker;
 let gateway: FleetGateway;
 let baseURL: string;
-
-async function deletePrefix(): Promise<void> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== "0");
-  } finally {
-    redis.disconnect();
-  }
-}
-
-async function waitForWorkers(queues: string[]): Promise<void> {
-  const redis = new Redis(redisUrl);
-  const keys = new FleetKeys(prefix);
-  try {
-    for (const queue of queues) {
-      for (let tries = 0; (await redis.zcount(keys.liveWorkers(queue), `(${Date.now()}`, "+inf")) < 1; tries++) {
-        if (tries > 2000) throw new Error(`no worker went live on ${queue}`);
-        await sleep(25);
-      }
-    }
-  } finally {
-    redis.disconnect();
-  }
-}
 
 beforeAll(async () => {
   requireProgram("promtool");
@@ -103,7 +72,7 @@ beforeAll(async () => {
   ]);
   gateway = await createFleetGateway({ config, redisUrl, prefix, logger: logger.child({ process: "gateway" }) });
   baseURL = await gateway.app.listen({ port: 0, host: "127.0.0.1" });
-  await waitForWorkers([ROUTER_QUEUE, HF_QUEUE, llamaQueueName(PLANNER)]);
+  await waitForLiveWorkers(redisUrl, prefix, [ROUTER_QUEUE, HF_QUEUE, llamaQueueName(PLANNER)]);
 }, 120_000);
 
 afterAll(async () => {
@@ -111,7 +80,7 @@ afterAll(async () => {
   await router?.close();
   await Promise.all([llama?.close(), hf?.close()]);
   await wire?.close();
-  await deletePrefix();
+  await deletePrefix(redisUrl, prefix);
   rmSync(modelsDir, { recursive: true, force: true });
 });
 

@@ -8,35 +8,19 @@
  */
 import type { Server } from "node:http";
 import { createArtifactStore, type ArtifactStore } from "@switchboard/artifacts";
-import type { SwitchboardConfig } from "@switchboard/catalog";
 import { createConfiguredHfBackend, type HfBackend } from "@switchboard/hf";
-import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
-import type { Logger } from "@switchboard/protocol";
-import { HF_QUEUE, type BackendServer, type ServeBackendOptions } from "@switchboard/queue";
-import { startWorkerService } from "@switchboard/service";
+import { createMetrics, type SwitchboardMetrics } from "@switchboard/metrics";
+import { HF_QUEUE, type BackendServer } from "@switchboard/queue";
+import { startWorkerService, type FleetWorkerOptions } from "@switchboard/service";
 
 /** Jobs one worker runs at once when not told otherwise: remote calls mostly wait on the network. */
 export const DEFAULT_HF_CONCURRENCY = 32;
 
-export interface HfWorkerOptions {
-  config: SwitchboardConfig;
-  /** Redis URL of the fleet (queue and, by default, artifacts). */
-  redisUrl: string;
-  /** BullMQ prefix shared with the gateway. */
-  prefix?: string;
+export interface HfWorkerOptions extends FleetWorkerOptions {
   /** Jobs run at once. Default {@link DEFAULT_HF_CONCURRENCY}. */
   concurrency?: number;
-  workerId?: string;
-  /** Port of `/health`, `/ready` and `/metrics`; 0 picks a free one. */
-  port: number;
-  host?: string;
-  logger: Logger;
-  /** Lock, stall, heartbeat and drain timings (see `ServeBackendOptions`). */
-  transport?: Omit<ServeBackendOptions, "connection" | "prefix" | "queues" | "logger" | "workerId">;
   /** The network under the engine's owned fetch (benchmarks); `globalThis.fetch` by default. */
   upstreamTransport?: typeof fetch;
-  /** The registry `/metrics` serves; a fresh one when absent. */
-  metricsRegistry?: Registry;
 }
 
 export interface HfWorker {

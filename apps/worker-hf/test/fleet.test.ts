@@ -5,13 +5,13 @@
  * remote models are the wire server's, through the real @huggingface/inference
  * client, in both addressing styles.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import { ArtifactUrlSigner, createArtifactStore, type ArtifactStore } from "@switchboard/artifacts";
 import { Catalog, parseConfig } from "@switchboard/catalog";
 import { buildGateway, queueForCatalog } from "@switchboard/gateway";
 import { TEST_WAV, type WireServer } from "@switchboard/hf-wire-server";
 import { parseExposition, promtoolCheck, requireProgram, sampleSum } from "@switchboard/metrics/testing";
-import { BullmqDispatcher, FleetKeys, HF_QUEUE } from "@switchboard/queue";
+import { BullmqDispatcher, HF_QUEUE } from "@switchboard/queue";
+import { deletePrefix, randomPrefix, redisUrl, waitForLiveWorkers } from "@switchboard/queue/test/redis-fixture";
 import { Redis } from "ioredis";
 import OpenAI, { toFile } from "openai";
 import { pino } from "pino";
@@ -19,8 +19,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ARTIFACT_TEST_SECRET, HF_TEST_TOKEN, endpointId, expectMedia, hfEnv, hubModel, providerId, specialistConfigData, startSpecialistWire } from "../../embedded/test/hf-fixture.js";
 import { startHfWorker, type HfWorker } from "../src/hf-worker.js";
 
-const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const prefix = `sbtest-${Math.random().toString(36).slice(2, 12)}`;
+const prefix = randomPrefix();
 const logLines: string[] = [];
 const logger = pino({ level: "debug" }, { write: (line: string) => void logLines.push(line) });
 
@@ -31,20 +30,6 @@ let gatewayStore: ArtifactStore;
 let app: Awaited<ReturnType<typeof buildGateway>>;
 let baseURL: string;
 let client: OpenAI;
-
-async function deletePrefix(): Promise<void> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== "0");
-  } finally {
-    redis.disconnect();
-  }
-}
 
 beforeAll(async () => {
   wire = await startSpecialistWire();
@@ -74,16 +59,7 @@ beforeAll(async () => {
   baseURL = await app.listen({ port: 0, host: "127.0.0.1" });
   client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: "unused", maxRetries: 0 });
   // Until the worker's heartbeat is in Redis, the gateway answers 503 model_unavailable.
-  const redis = new Redis(redisUrl);
-  try {
-    const key = new FleetKeys(prefix).liveWorkers(HF_QUEUE);
-    for (let tries = 0; (await redis.zcount(key, `(${Date.now()}`, "+inf")) < 1; tries++) {
-      if (tries > 200) throw new Error("the hf worker never went live");
-      await sleep(25);
-    }
-  } finally {
-    redis.disconnect();
-  }
+  await waitForLiveWorkers(redisUrl, prefix, [HF_QUEUE]);
 });
 
 afterEach(() => {
@@ -97,7 +73,7 @@ afterAll(async () => {
   await gatewayStore?.close();
   await worker?.close();
   await wire?.close();
-  await deletePrefix();
+  await deletePrefix(redisUrl, prefix);
 });
 
 async function post(path: string, body: unknown): Promise<{ status: number; json: any }> {

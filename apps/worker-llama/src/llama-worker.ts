@@ -5,31 +5,15 @@
  * workers' small HTTP server (`startServiceHttp`).
  */
 import type { Server } from "node:http";
-import type { SwitchboardConfig } from "@switchboard/catalog";
 import { createConfiguredLlamaBackend, type ConfiguredBackendOptions, type LlamaBackend } from "@switchboard/llama";
-import { createMetrics, type Registry, type SwitchboardMetrics } from "@switchboard/metrics";
-import type { Logger } from "@switchboard/protocol";
-import { llamaQueueName, type BackendServer, type ServeBackendOptions } from "@switchboard/queue";
-import { startWorkerService } from "@switchboard/service";
+import { createMetrics, type SwitchboardMetrics } from "@switchboard/metrics";
+import { llamaQueueName, type BackendServer } from "@switchboard/queue";
+import { startWorkerService, type FleetWorkerOptions } from "@switchboard/service";
 
-export interface LlamaWorkerOptions {
-  config: SwitchboardConfig;
-  /** Redis URL of the fleet. */
-  redisUrl: string;
-  /** BullMQ prefix shared with the gateway. */
-  prefix?: string;
+export interface LlamaWorkerOptions extends FleetWorkerOptions {
   /** Serve only these model ids; every llama model of the config when absent. */
   modelIds?: string[];
-  workerId?: string;
-  /** Port of `/health`, `/ready` and `/metrics`; 0 picks a free one. */
-  port: number;
-  host?: string;
-  logger: Logger;
-  /** Lock, stall, heartbeat and drain timings (see `ServeBackendOptions`). */
-  transport?: Omit<ServeBackendOptions, "connection" | "prefix" | "queues" | "logger" | "workerId">;
   onDownloadProgress?: ConfiguredBackendOptions["onDownloadProgress"];
-  /** The registry `/metrics` serves; a fresh one when absent. */
-  metricsRegistry?: Registry;
 }
 
 export interface LlamaWorker {

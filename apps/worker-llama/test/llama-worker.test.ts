@@ -7,12 +7,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig, TEST_MODEL_ID } from "@switchboard/catalog";
 import { parseExposition, promtoolCheck, requireProgram, sampleSum } from "@switchboard/metrics/testing";
 import { silentLogger, type JobEvent } from "@switchboard/protocol";
-import { BullmqDispatcher, FleetKeys, llamaQueueName } from "@switchboard/queue";
+import { BullmqDispatcher, llamaQueueName } from "@switchboard/queue";
+import { deletePrefix, waitForLiveWorkers } from "@switchboard/queue/test/redis-fixture";
 import { startLlamaWorker, type LlamaWorker } from "../src/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -43,31 +43,15 @@ describe("llama worker on Redis", () => {
     );
     worker = await startLlamaWorker({ config, redisUrl, prefix, port: 0, host: "127.0.0.1", logger: silentLogger, transport: { heartbeatIntervalMs: 200 } });
     dispatcher = new BullmqDispatcher({ connection: redisUrl, prefix });
-    const redis = new Redis(redisUrl);
-    try {
-      const live = new FleetKeys(prefix).liveWorkers(llamaQueueName(TEST_MODEL_ID));
-      // The model is generated and loaded first: on a busy machine that takes a while.
-      for (let tries = 0; (await redis.zcard(live)) === 0; tries++) {
-        if (tries > 1000) throw new Error("the llama worker never went live");
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    } finally {
-      redis.disconnect();
-    }
+    // The model is generated and loaded first: on a busy machine that takes a while.
+    await waitForLiveWorkers(redisUrl, prefix, [llamaQueueName(TEST_MODEL_ID)]);
   });
 
   afterAll(async () => {
     await dispatcher?.close();
     await worker?.close();
     // Only this test's own keys, found by prefix.
-    const redis = new Redis(redisUrl);
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== "0");
-    redis.disconnect();
+    await deletePrefix(redisUrl, prefix);
     await rm(modelsDir, { recursive: true, force: true });
   });
 

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
+import { FleetKeys } from "../src/index.js";
 
 export const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -29,6 +30,23 @@ export async function deletePrefix(url: string, prefix: string): Promise<void> {
       cursor = next;
       if (keys.length > 0) await redis.unlink(...keys);
     } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Waits until some worker's heartbeat is live on each queue (the gateway answers 503 before that). */
+export async function waitForLiveWorkers(url: string, prefix: string, queues: readonly string[], timeoutMs = 50_000): Promise<void> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  const keys = new FleetKeys(prefix);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (const queue of queues) {
+      while ((await redis.zcount(keys.liveWorkers(queue), `(${Date.now()}`, "+inf")) < 1) {
+        if (Date.now() > deadline) throw new Error(`no worker went live on queue '${queue}' within ${timeoutMs} ms`);
+        await sleep(25);
+      }
+    }
   } finally {
     redis.disconnect();
   }

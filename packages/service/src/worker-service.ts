@@ -5,9 +5,31 @@
  * uses, then HTTP). A port that is taken closes what was started.
  */
 import type { Server } from "node:http";
+import type { SwitchboardConfig } from "@switchboard/catalog";
+import type { Registry } from "@switchboard/metrics";
 import type { Backend, Logger } from "@switchboard/protocol";
 import { serveBackend, type BackendServer, type QueueMetrics, type ServeBackendOptions } from "@switchboard/queue";
 import { startServiceHttp, workerProbes, type MetricsSource } from "./service-http.js";
+
+/** What every fleet worker process is started with; each worker adds its own settings. */
+export interface FleetWorkerOptions {
+  config: SwitchboardConfig;
+  /** Redis URL of the fleet (queues and, by default, artifacts and run records). */
+  redisUrl: string;
+  /** BullMQ prefix shared with the gateway and the other workers. */
+  prefix?: string;
+  workerId?: string;
+  /** Port of `/health`, `/ready` and `/metrics`; 0 picks a free one. */
+  port: number;
+  host?: string;
+  logger: Logger;
+  /** Lock, stall, heartbeat and drain timings (see `ServeBackendOptions`). */
+  transport?: WorkerTransportSettings;
+  /** The registry `/metrics` serves; a fresh one when absent. */
+  metricsRegistry?: Registry;
+}
+
+export type WorkerTransportSettings = Omit<ServeBackendOptions, "connection" | "prefix" | "queues" | "logger" | "workerId" | "metrics">;
 
 export interface WorkerServiceOptions {
   backend: Backend;
@@ -17,8 +39,7 @@ export interface WorkerServiceOptions {
   /** BullMQ prefix shared with the rest of the fleet. */
   prefix?: string | undefined;
   workerId?: string | undefined;
-  /** Lock, stall, heartbeat and drain timings (see `ServeBackendOptions`). */
-  transport?: Omit<ServeBackendOptions, "connection" | "prefix" | "queues" | "logger" | "workerId" | "metrics">;
+  transport?: WorkerTransportSettings | undefined;
   /** Re-run and stalled jobs of the served queues. */
   queueMetrics?: Pick<QueueMetrics, "jobRetried" | "jobStalled">;
   /** Port of `/health`, `/ready` and `/metrics`; 0 picks a free one. */
