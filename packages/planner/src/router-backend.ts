@@ -202,7 +202,10 @@ export class RouterBackend implements Backend {
             : state.state === "failed"
               ? `it failed to load: ${state.error ?? "unknown error"}`
               : "it is loading";
-      return modelUnavailable(ROUTER_MODEL_ID, `The router's ${role} '${model}' is not available: ${why}. Retry later, or set router.${role} to a loaded chat model.`, state?.state === "failed" ? 60 : 5);
+      const message = `The router's ${role} '${model}' is not available: ${why}. Retry later, or set router.${role} to a loaded chat model.`;
+      // A model that failed to load will not come back by waiting: no Retry-After, as the engine answers for it (SDKs would sleep on it).
+      if (state?.state === "failed") return new GatewayError(message, { status: 503, type: "service_unavailable_error", code: "model_unavailable", param: "model" });
+      return modelUnavailable(ROUTER_MODEL_ID, message, 5);
     }
     return undefined;
   }
