@@ -14,7 +14,7 @@ import { Catalog, parseConfig } from "@switchboard/catalog";
 import { buildGateway, queueForCatalog } from "@switchboard/gateway";
 import { promtoolCheck, requireProgram } from "@switchboard/metrics/testing";
 import { BullmqDispatcher, llamaQueueName } from "@switchboard/queue";
-import { deletePrefix, waitForLiveWorkers } from "@switchboard/queue/test/redis-fixture";
+import { deletePrefix, waitForLiveWorkers, waitForReady } from "@switchboard/queue/test/redis-fixture";
 import { startLlamaWorker, type LlamaWorker } from "@switchboard/worker-llama";
 import { captureLog, startPrometheus, type CapturedLog, type PrometheusServer } from "./observability-support.js";
 
@@ -47,6 +47,7 @@ beforeAll(async () => {
   gateway = await buildGateway({ config, catalog, dispatcher, logger: gatewayLog.logger, readiness: "transport" });
   baseURL = await gateway.listen({ port: 0, host: "127.0.0.1" });
   await waitForLiveWorkers(redisUrl, prefix, [llamaQueueName(MODEL)]);
+  await waitForReady([dispatcher]);
   prometheus = await startPrometheus({ gateway: [new URL(baseURL).host], "worker-llama": [new URL(worker.url).host] });
 }, 60_000);
 

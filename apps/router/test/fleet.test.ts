@@ -15,7 +15,7 @@ import { createFleetGateway, type FleetGateway } from "@switchboard/gateway/flee
 import { TEST_PNG, startHfWireServer, type WireServer } from "@switchboard/hf-wire-server";
 import { parseExposition, promtoolCheck, requireProgram, sampleSum } from "@switchboard/metrics/testing";
 import { HF_QUEUE, ROUTER_QUEUE, llamaQueueName } from "@switchboard/queue";
-import { deletePrefix, randomPrefix, redisUrl, waitForLiveWorkers } from "@switchboard/queue/test/redis-fixture";
+import { deletePrefix, randomPrefix, redisUrl, waitForLiveWorkers, waitForReady } from "@switchboard/queue/test/redis-fixture";
 import { startHfWorker, type HfWorker } from "@switchboard/worker-hf";
 import { startLlamaWorker, type LlamaWorker } from "@switchboard/worker-llama";
 import OpenAI from "openai";
@@ -73,6 +73,7 @@ beforeAll(async () => {
   gateway = await createFleetGateway({ config, redisUrl, prefix, logger: logger.child({ process: "gateway" }) });
   baseURL = await gateway.app.listen({ port: 0, host: "127.0.0.1" });
   await waitForLiveWorkers(redisUrl, prefix, [ROUTER_QUEUE, HF_QUEUE, llamaQueueName(PLANNER)]);
+  await waitForReady([gateway.dispatcher, router.dispatcher]);
 }, 120_000);
 
 afterAll(async () => {

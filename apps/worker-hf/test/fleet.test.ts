@@ -11,7 +11,7 @@ import { buildGateway, queueForCatalog } from "@switchboard/gateway";
 import { TEST_WAV, type WireServer } from "@switchboard/hf-wire-server";
 import { parseExposition, promtoolCheck, requireProgram, sampleSum } from "@switchboard/metrics/testing";
 import { BullmqDispatcher, HF_QUEUE } from "@switchboard/queue";
-import { deletePrefix, randomPrefix, redisUrl, waitForLiveWorkers } from "@switchboard/queue/test/redis-fixture";
+import { deletePrefix, randomPrefix, redisUrl, waitForLiveWorkers, waitForReady } from "@switchboard/queue/test/redis-fixture";
 import { Redis } from "ioredis";
 import OpenAI, { toFile } from "openai";
 import { pino } from "pino";
@@ -60,6 +60,7 @@ beforeAll(async () => {
   client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: "unused", maxRetries: 0 });
   // Until the worker's heartbeat is in Redis, the gateway answers 503 model_unavailable.
   await waitForLiveWorkers(redisUrl, prefix, [HF_QUEUE]);
+  await waitForReady([dispatcher]);
 });
 
 afterEach(() => {

@@ -12,7 +12,7 @@ import { parseConfig, TEST_MODEL_ID } from "@switchboard/catalog";
 import { parseExposition, promtoolCheck, requireProgram, sampleSum } from "@switchboard/metrics/testing";
 import { silentLogger, type JobEvent } from "@switchboard/protocol";
 import { BullmqDispatcher, llamaQueueName } from "@switchboard/queue";
-import { deletePrefix, waitForLiveWorkers } from "@switchboard/queue/test/redis-fixture";
+import { deletePrefix, waitForLiveWorkers, waitForReady } from "@switchboard/queue/test/redis-fixture";
 import { startLlamaWorker, type LlamaWorker } from "../src/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -45,6 +45,7 @@ describe("llama worker on Redis", () => {
     dispatcher = new BullmqDispatcher({ connection: redisUrl, prefix });
     // The model is generated and loaded first: on a busy machine that takes a while.
     await waitForLiveWorkers(redisUrl, prefix, [llamaQueueName(TEST_MODEL_ID)]);
+    await waitForReady([dispatcher]);
   });
 
   afterAll(async () => {

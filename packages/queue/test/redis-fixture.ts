@@ -52,6 +52,17 @@ export async function waitForLiveWorkers(url: string, prefix: string, queues: re
   }
 }
 
+/** Waits until each dispatcher has reached Redis (before that it answers 503, as a starting gateway should). */
+export async function waitForReady(dispatchers: readonly { ready(): Promise<boolean> }[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const dispatcher of dispatchers) {
+    while (!(await dispatcher.ready())) {
+      if (Date.now() > deadline) throw new Error(`a dispatcher did not reach Redis within ${timeoutMs} ms`);
+      await sleep(25);
+    }
+  }
+}
+
 export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = createServer();
