@@ -1,9 +1,10 @@
 /**
  * Streamed chat is passed on in batches of what arrived together, never by
  * waiting: a chunk that arrives alone goes out at once, chunks that arrive
- * in one packet go out as one event. The engine reads the upstream's event
- * stream itself: odd framing reads the same, and a broken stream still ends
- * in an error after what came before it.
+ * in one packet go out as one event, also when they are separate HTTP
+ * chunks. The engine reads the upstream's event stream itself: odd framing
+ * reads the same, and a broken stream still ends in an error after what came
+ * before it.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -55,6 +56,15 @@ beforeAll(async () => {
         setTimeout(() => response.end(chunk("second", "stop") + "data: [DONE]\n\n"), 300);
         return;
       }
+      if (url.includes("chunked")) {
+        // Twenty writes, as a server that writes event by event sends them: twenty HTTP chunks, corked into one packet.
+        response.socket!.cork();
+        for (let index = 0; index < 20; index++) response.write(chunk(`w${index} `));
+        response.write(chunk("", "stop"));
+        response.socket!.uncork();
+        response.end("data: [DONE]\n\n");
+        return;
+      }
       // Twenty chunks in one write, as a fast upstream sends them.
       response.end(Array.from({ length: 20 }, (_, index) => chunk(`w${index} `)).join("") + chunk("", "stop") + "data: [DONE]\n\n");
     });
@@ -66,7 +76,7 @@ beforeAll(async () => {
     models: [
       modelEntry("fast", "conversational", "acme/fast", { endpointUrl: `${base}/fast` }),
       modelEntry("slow", "conversational", "acme/slow", { endpointUrl: `${base}/slow` }),
-      ...["framing", "error-event", "bad-json", "no-finish"].map((name) => modelEntry(name, "conversational", `acme/${name}`, { endpointUrl: `${base}/${name}` })),
+      ...["chunked", "framing", "error-event", "bad-json", "no-finish"].map((name) => modelEntry(name, "conversational", `acme/${name}`, { endpointUrl: `${base}/${name}` })),
     ],
     logger,
   });
@@ -83,6 +93,15 @@ describe("streamed chat", () => {
   it("passes chunks that arrived together as one text delta", async () => {
     const events: JobEvent[] = [];
     for await (const event of backend.run(job("fast"), { signal: new AbortController().signal, logger: silentLogger })) events.push(event);
+    const deltas = events.filter((event) => event.type === "text-delta");
+    expect(deltas).toHaveLength(1);
+    expect(deltas[0]).toMatchObject({ text: Array.from({ length: 20 }, (_, index) => `w${index} `).join("") });
+    expect(events.at(-1)).toMatchObject({ type: "finish", finishReason: "stop" });
+  });
+
+  it("passes HTTP chunks that arrived in one packet as one text delta", async () => {
+    const events: JobEvent[] = [];
+    for await (const event of backend.run(job("chunked"), { signal: new AbortController().signal, logger: silentLogger })) events.push(event);
     const deltas = events.filter((event) => event.type === "text-delta");
     expect(deltas).toHaveLength(1);
     expect(deltas[0]).toMatchObject({ text: Array.from({ length: 20 }, (_, index) => `w${index} `).join("") });
