@@ -133,6 +133,12 @@ export class QueueRecorder {
     this.stalled.series(this.#labels.queue(queue)).inc();
   }
 
+  queueServed(queue: string): void {
+    const label = this.#labels.queue(queue);
+    this.retried.series(label);
+    this.stalled.series(label);
+  }
+
   #seriesOf(queue: string): QueueSeries {
     const label = this.#labels.queue(queue);
     let series = this.#series.get(label);

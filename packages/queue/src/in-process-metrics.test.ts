@@ -25,6 +25,9 @@ class RecordingMetrics implements QueueMetrics {
   jobStalled(queue: string): void {
     this.calls.push(`stalled ${queue}`);
   }
+  queueServed(queue: string): void {
+    this.calls.push(`served ${queue}`);
+  }
   watchDepth(read: () => readonly QueueDepthSample[] | Promise<readonly QueueDepthSample[]>): () => void {
     this.#depth = read;
     return () => (this.#depth = undefined);

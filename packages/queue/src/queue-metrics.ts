@@ -32,6 +32,12 @@ export interface QueueMetrics {
   /** A job's worker stopped renewing its lock (BullMQ's `stalled`). */
   jobStalled(queue: string): void;
   /**
+   * A worker serves `queue`: its re-run and stall counts start at 0 here.
+   * Prometheus' `rate()` cannot see a counter's first increase when the
+   * series first appears already at 1.
+   */
+  queueServed(queue: string): void;
+  /**
    * Registers a reader of queue depth, called at every scrape (may be async;
    * a reader that throws reports nothing that time). Returns an unregister
    * function, for `close()`.

@@ -6,6 +6,7 @@ export class RecordingMetrics implements QueueMetrics {
   readonly finished: { queue: string; outcome: QueueJobOutcome; runSeconds: number }[] = [];
   readonly retried: string[] = [];
   readonly stalled: string[] = [];
+  readonly served: string[] = [];
   readonly readers: (() => readonly QueueDepthSample[] | Promise<readonly QueueDepthSample[]>)[] = [];
 
   jobStarted(queue: string, waitSeconds: number): void {
@@ -19,6 +20,9 @@ export class RecordingMetrics implements QueueMetrics {
   }
   jobStalled(queue: string): void {
     this.stalled.push(queue);
+  }
+  queueServed(queue: string): void {
+    this.served.push(queue);
   }
   watchDepth(read: () => readonly QueueDepthSample[] | Promise<readonly QueueDepthSample[]>): () => void {
     this.readers.push(read);

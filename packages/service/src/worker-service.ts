@@ -41,7 +41,7 @@ export interface WorkerServiceOptions {
   workerId?: string | undefined;
   transport?: WorkerTransportSettings | undefined;
   /** Re-run and stalled jobs of the served queues. */
-  queueMetrics?: Pick<QueueMetrics, "jobRetried" | "jobStalled">;
+  queueMetrics?: Pick<QueueMetrics, "jobRetried" | "jobStalled" | "queueServed">;
   /** Port of `/health`, `/ready` and `/metrics`; 0 picks a free one. */
   port: number;
   host?: string;

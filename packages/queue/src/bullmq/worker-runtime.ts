@@ -79,7 +79,7 @@ export interface ServeBackendOptions {
    * stalled jobs (BullMQ's `stalled`, as this worker's checker saw them).
    * Waits, run times and outcomes are the gateway's to record.
    */
-  metrics?: Pick<QueueMetrics, "jobRetried" | "jobStalled">;
+  metrics?: Pick<QueueMetrics, "jobRetried" | "jobStalled" | "queueServed">;
   /** Stable id for logs and the heartbeat. Default `<hostname>-<pid>-<random>`. */
   workerId?: string;
 }
@@ -167,6 +167,7 @@ class WorkerRuntime implements BackendServer {
         concurrency: typeof concurrency === "function" ? concurrency(model) : concurrency,
       }));
     this.#slots = queues.map((queue) => ({ queue, worker: undefined, running: 0, idleWithWaitingSince: undefined }));
+    for (const queue of queues) options.metrics?.queueServed(queue.name);
 
     const retryStrategy = reconnectStrategy(options.reconnectMaxDelayMs ?? 1000);
     this.#redis = createRedis(options.connection, {
