@@ -11,6 +11,7 @@ import {
   asGatewayError,
   invalidRequest,
   mapBinaryOutputs,
+  lazyChild,
   modelNotFound,
   silentLogger,
   type Backend,
@@ -31,7 +32,6 @@ import {
 } from "@switchboard/protocol";
 import type { ArtifactResolver } from "./binary-data.js";
 import { HfEngine, type HfCallContext, type HfChatRequest, type HfEngineOptions } from "./hf-engine.js";
-import { lazyChild } from "./lazy-logger.js";
 import { CallCancelledError } from "./upstream-errors.js";
 
 export interface HfBackendOptions extends HfEngineOptions {

@@ -19,6 +19,7 @@ import {
   GatewayError,
   TaskOutputSchemas,
   invalidRequest,
+  lazyChild,
   silentLogger,
   type Logger,
   type ModelState,
@@ -33,7 +34,6 @@ import { resolveBinaryInput, type ArtifactResolver } from "./binary-data.js";
 import { CircuitBreaker } from "./circuit-breaker.js";
 import { buildsEndpointChat, endpointChatBody, endpointChatHeaders, endpointChatUrl } from "./endpoint-chat.js";
 import { EventStreamParser } from "./event-stream.js";
-import { lazyChild } from "./lazy-logger.js";
 import type { HfUpstreamMetrics } from "./hf-metrics.js";
 import { HUGGING_FACE_HUB_URL, type HfModelConfig, type HuggingFaceSettings } from "./hf-settings.js";
 import { TASK_RESPONSE_BODY, TASK_RUNNERS, normalizeEmbeddings, type HfCallArgs, type TaskCall } from "./task-runners.js";

@@ -17,3 +17,46 @@ export const silentLogger: Logger = {
     return silentLogger;
   },
 };
+
+/**
+ * A child logger made only when something is logged. pino serialises a
+ * child's bindings when the child is made, which costs more than most calls
+ * log; per-job and per-call children are therefore lazy (and one small
+ * object each, not a set of closures).
+ */
+class LazyChild implements Logger {
+  #child: Logger | undefined;
+
+  constructor(
+    private readonly parent: Logger,
+    private readonly bindings: Record<string, unknown>,
+  ) {}
+
+  #get(): Logger {
+    return (this.#child ??= this.parent.child(this.bindings));
+  }
+
+  debug(object: object | string, message?: string): void {
+    this.#get().debug(object, message);
+  }
+
+  info(object: object | string, message?: string): void {
+    this.#get().info(object, message);
+  }
+
+  warn(object: object | string, message?: string): void {
+    this.#get().warn(object, message);
+  }
+
+  error(object: object | string, message?: string): void {
+    this.#get().error(object, message);
+  }
+
+  child(more: Record<string, unknown>): Logger {
+    return new LazyChild(this.parent, { ...this.bindings, ...more });
+  }
+}
+
+export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
+  return new LazyChild(parent, bindings);
+}

@@ -1,6 +1,7 @@
 import {
   GatewayError,
   asGatewayError,
+  lazyChild,
   modelUnavailable,
   silentLogger,
   type Backend,
@@ -55,37 +56,13 @@ export class InProcessDispatcher implements Dispatcher {
     );
   }
 
-  async *submit(job: Job, options: SubmitOptions = {}): AsyncIterable<JobEvent> {
+  submit(job: Job, options: SubmitOptions = {}): AsyncIterable<JobEvent> {
     const backend = this.#backends.find((candidate) => candidate.models().includes(job.model));
-    if (!backend) {
-      yield { type: "error", error: modelUnavailable(job.model, `No backend serves model '${job.model}'.`, 5).toPayload() };
-      return;
-    }
+    if (!backend) return oneEvent({ type: "error", error: modelUnavailable(job.model, `No backend serves model '${job.model}'.`, 5).toPayload() });
     const signal = options.signal ?? new AbortController().signal;
-    const logger = this.#logger.child({ requestId: job.requestId, jobId: job.id, model: job.model, backend: backend.name });
-    try {
-      const events = backend.run(job, { signal, logger });
-      if (!this.#metrics) yield* events;
-      else {
-        // Only the first event is looked at (when a sequence or worker took the job); the rest pass
-        // straight through, so metrics cost nothing per event.
-        const tracker = new JobTracker(this.#metrics, this.#depthOf(this.#queueFor(job, backend)), events);
-        let ended: "finished" | "stopped" | "threw" = "stopped";
-        try {
-          yield* tracker;
-          ended = "finished";
-        } catch (error) {
-          ended = "threw";
-          throw error;
-        } finally {
-          tracker.end(ended);
-        }
-      }
-    } catch (error) {
-      // Backends report failures as events; a throw is a bug, but it must still reach the client.
-      if (!(error instanceof GatewayError)) logger.error({ err: error }, "backend threw instead of yielding an error event");
-      yield { type: "error", error: asGatewayError(error).toPayload() };
-    }
+    const logger = lazyChild(this.#logger, { requestId: job.requestId, jobId: job.id, model: job.model, backend: backend.name });
+    const depth = this.#metrics ? this.#depthOf(this.#queueFor(job, backend)) : undefined;
+    return new JobEvents(() => backend.run(job, { signal, logger })[Symbol.asyncIterator](), logger, this.#metrics, depth);
   }
 
   async modelStates(): Promise<ModelState[]> {
@@ -115,54 +92,95 @@ interface QueueDepth {
 }
 
 /**
- * One job on the in-process transport, for metrics: waiting until its first
- * event (the llama engine sends `accepted` once a sequence is free), active
- * until its last. An `error` first is a rejection: it never ran. It is the
- * job's event iterator: the first `next()` is watched, later ones are the
- * backend's own.
+ * A job's events as the reader gets them, straight from the backend: no
+ * generator in between, so an event costs one awaited `next()` here. A
+ * backend that throws (a bug: backends report failures as events) still
+ * reaches the client, as a last `error` event.
  */
-class JobTracker implements AsyncIterableIterator<JobEvent> {
-  readonly #metrics: QueueMetrics;
-  readonly #depth: QueueDepth;
-  readonly #events: AsyncIterator<JobEvent>;
-  readonly #submittedAt = performance.now();
-  #startedAt: number | undefined;
-  #waiting = true;
-  #rejected = false;
+class JobEvents implements AsyncIterableIterator<JobEvent> {
+  readonly #start: () => AsyncIterator<JobEvent>;
+  readonly #logger: Logger;
+  readonly #metrics: QueueMetrics | undefined;
+  readonly #depth: QueueDepth | undefined;
+  /** Made at the first `next()`, as a generator would: a job nobody reads never starts. */
+  #events: AsyncIterator<JobEvent> | undefined;
+  #tracker: JobTracker | undefined;
+  #ended = false;
 
-  constructor(metrics: QueueMetrics, depth: QueueDepth, events: AsyncIterable<JobEvent>) {
+  constructor(start: () => AsyncIterator<JobEvent>, logger: Logger, metrics: QueueMetrics | undefined, depth: QueueDepth | undefined) {
+    this.#start = start;
+    this.#logger = logger;
     this.#metrics = metrics;
     this.#depth = depth;
-    this.#events = events[Symbol.asyncIterator]();
-    depth.waiting++;
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<JobEvent> {
     return this;
   }
 
-  next(): Promise<IteratorResult<JobEvent>> {
-    if (!this.#waiting) return this.#events.next();
-    return this.#firstEvent();
+  async next(): Promise<IteratorResult<JobEvent>> {
+    if (this.#ended) return { done: true, value: undefined };
+    try {
+      if (this.#events === undefined) {
+        if (this.#metrics && this.#depth) this.#tracker = new JobTracker(this.#metrics, this.#depth);
+        this.#events = this.#start();
+      }
+      const result = await this.#events.next();
+      if (result.done) this.#end("finished");
+      else this.#tracker?.see(result.value);
+      return result;
+    } catch (error) {
+      this.#end("threw");
+      if (!(error instanceof GatewayError)) this.#logger.error({ err: error }, "backend threw instead of yielding an error event");
+      return { done: false, value: { type: "error", error: asGatewayError(error).toPayload() } };
+    }
   }
 
-  return(value?: unknown): Promise<IteratorResult<JobEvent>> {
-    return this.#events.return ? this.#events.return(value) : Promise.resolve({ done: true, value: undefined });
+  /** The reader stopped early (the client went away): the backend's generator is stopped too. */
+  async return(): Promise<IteratorResult<JobEvent>> {
+    const started = this.#events !== undefined;
+    this.#end("stopped");
+    if (started) await this.#events?.return?.();
+    return { done: true, value: undefined };
   }
 
-  // A method, not an arrow field: under tsx each arrow made per job gets a name-setting wrapper call.
-  async #firstEvent(): Promise<IteratorResult<JobEvent>> {
-    const result = await this.#events.next();
-    if (result.done) return result;
+  #end(how: "finished" | "stopped" | "threw"): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#tracker?.end(how);
+  }
+}
+
+/**
+ * One job on the in-process transport, for metrics: waiting until its first
+ * event (the llama engine sends `accepted` once a sequence is free), active
+ * until its last. An `error` first is a rejection: it never ran. Only the
+ * first event is looked at.
+ */
+class JobTracker {
+  readonly #metrics: QueueMetrics;
+  readonly #depth: QueueDepth;
+  readonly #submittedAt = performance.now();
+  #startedAt: number | undefined;
+  #waiting = true;
+  #rejected = false;
+
+  constructor(metrics: QueueMetrics, depth: QueueDepth) {
+    this.#metrics = metrics;
+    this.#depth = depth;
+    depth.waiting++;
+  }
+
+  see(event: JobEvent): void {
+    if (!this.#waiting) return;
     this.#waiting = false;
     this.#depth.waiting--;
-    if (result.value.type === "error") this.#rejected = true;
+    if (event.type === "error") this.#rejected = true;
     else {
       this.#startedAt = performance.now();
       this.#depth.active++;
       this.#metrics.jobStarted(this.#depth.queue, (this.#startedAt - this.#submittedAt) / 1000);
     }
-    return result;
   }
 
   /** `finished`: the events ran to their end; `stopped`: the reader stopped early; `threw`: the backend broke. */
@@ -173,4 +191,8 @@ class JobTracker implements AsyncIterableIterator<JobEvent> {
       ended === "threw" ? "failed" : this.#rejected ? "rejected" : ended === "stopped" ? "cancelled" : this.#startedAt === undefined ? "failed" : "completed";
     this.#metrics.jobFinished(this.#depth.queue, outcome, this.#startedAt === undefined ? 0 : (performance.now() - this.#startedAt) / 1000);
   }
+}
+
+async function* oneEvent(event: JobEvent): AsyncGenerator<JobEvent> {
+  yield event;
 }
