@@ -90,18 +90,12 @@ afterAll(async () => {
 const job = (model: string): ChatJob => ({ kind: "chat", id: "j", requestId: "r", model, messages: [{ role: "user", content: "hi" }], maxTokens: 32, sampling: {}, stop: [], stream: true });
 
 describe("streamed chat", () => {
-  it("passes chunks that arrived together as one text delta", async () => {
+  it.each([
+    ["chunks that arrived in one write", "fast"],
+    ["HTTP chunks that arrived in one packet", "chunked"],
+  ])("passes %s as one text delta", async (_name, model) => {
     const events: JobEvent[] = [];
-    for await (const event of backend.run(job("fast"), { signal: new AbortController().signal, logger: silentLogger })) events.push(event);
-    const deltas = events.filter((event) => event.type === "text-delta");
-    expect(deltas).toHaveLength(1);
-    expect(deltas[0]).toMatchObject({ text: Array.from({ length: 20 }, (_, index) => `w${index} `).join("") });
-    expect(events.at(-1)).toMatchObject({ type: "finish", finishReason: "stop" });
-  });
-
-  it("passes HTTP chunks that arrived in one packet as one text delta", async () => {
-    const events: JobEvent[] = [];
-    for await (const event of backend.run(job("chunked"), { signal: new AbortController().signal, logger: silentLogger })) events.push(event);
+    for await (const event of backend.run(job(model), { signal: new AbortController().signal, logger: silentLogger })) events.push(event);
     const deltas = events.filter((event) => event.type === "text-delta");
     expect(deltas).toHaveLength(1);
     expect(deltas[0]).toMatchObject({ text: Array.from({ length: 20 }, (_, index) => `w${index} `).join("") });
