@@ -19,6 +19,7 @@ export const dispatcherTimings = {
   livenessIntervalMs: 200,
   connectionLossGraceMs: 1000,
   rerunTimeoutMs: 8000,
+  workerlessGraceMs: 8000,
   unavailableRetryAfterSeconds: 2,
   reconnectMaxDelayMs: 200,
   commandTimeoutMs: 1000,

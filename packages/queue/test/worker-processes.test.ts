@@ -157,4 +157,44 @@ describe("worker processes that die or stop", () => {
     expect(await workerMetrics(staying)).toEqual({ retried: [queueName], stalled: [] });
     expect(metrics.finished.map((entry) => entry.outcome)).toEqual(["completed"]);
   });
+  it("on SIGTERM the only worker hands its job back; the worker that replaces it gives the whole answer (a rolling restart)", async () => {
+    const a = await fork("a", 1, { drainTimeoutMs: 300 });
+    await waitForLiveWorkers(redisUrl, prefix, queueName, 1);
+    const stream = consume(dispatcher.submit(scriptJob("prefill:1500:5")));
+    expect(await stream.first).toMatchObject({ type: "accepted", worker: "worker-a" });
+
+    a.kill("SIGTERM");
+    expect(await exited(a)).toEqual({ code: 0, signal: null });
+    // The queue has no worker now; the job waits for the next one instead of failing.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await fork("b", 1);
+    const events = await stream.all;
+
+    expect(events.filter((event) => event.type === "error")).toEqual([]);
+    expect(textOf(events)).toBe("bt0 bt1 bt2 bt3 bt4 ");
+    expect(events.at(-1)).toMatchObject({ type: "finish", completionTokens: 5 });
+    expect(metrics.finished.map((entry) => entry.outcome)).toEqual(["completed"]);
+  });
+
+  it("ends a job with 503 model_unavailable once its queue has had no worker for the grace period", async () => {
+    const impatient = new BullmqDispatcher({ connection: redisUrl, prefix, ...dispatcherTimings, workerlessGraceMs: 600 });
+    try {
+      await waitFor("dispatcher ready", () => impatient.ready());
+      const a = await fork("a", 1, { drainTimeoutMs: 300 });
+      await waitForLiveWorkers(redisUrl, prefix, queueName, 1);
+      const stream = consume(impatient.submit(scriptJob("prefill:1500:5")));
+      expect(await stream.first).toMatchObject({ type: "accepted" });
+
+      a.kill("SIGTERM");
+      await exited(a);
+      const workerlessAt = Date.now();
+      const events = await stream.all;
+
+      expect(errorOf(events)).toMatchObject({ status: 503, code: "model_unavailable", retryAfterSeconds: 2 });
+      expect(Date.now() - workerlessAt).toBeGreaterThanOrEqual(500);
+      expect(textOf(events)).toBe("");
+    } finally {
+      await impatient.close();
+    }
+  });
 });

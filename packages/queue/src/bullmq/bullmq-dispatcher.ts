@@ -49,6 +49,13 @@ export interface BullmqDispatcherOptions {
    * re-run it elsewhere (lock expiry + stalled check). Default 45000 ms.
    */
   rerunTimeoutMs?: number;
+  /**
+   * How long jobs already queued wait while their queue has no live worker
+   * (its only worker restarting, a rolling deploy) before they end with 503
+   * `model_unavailable`. New jobs for such a queue are refused at once.
+   * Default 15000 ms.
+   */
+  workerlessGraceMs?: number;
   /** Retry-After for "no live worker" and "Redis unreachable". Default 5 s. */
   unavailableRetryAfterSeconds?: number;
   /** Redis command timeout, in ms. Default 5000. */
@@ -120,6 +127,8 @@ export class BullmqDispatcher implements Dispatcher {
   #lossTimer: NodeJS.Timeout | undefined;
   #maintenance: NodeJS.Timeout;
   #lastInboxRefresh = 0;
+  /** Since when each queue with waiting jobs has had no live worker. */
+  readonly #workerlessSince = new Map<string, number>();
   #closed = false;
   #reading: Promise<void>;
   #modelStatesCache: { at: number; states: ModelState[] } | undefined;
@@ -131,6 +140,7 @@ export class BullmqDispatcher implements Dispatcher {
       connectionLossGraceMs: options.connectionLossGraceMs ?? 2000,
       livenessIntervalMs: options.livenessIntervalMs ?? 1000,
       rerunTimeoutMs: options.rerunTimeoutMs ?? 45_000,
+      workerlessGraceMs: options.workerlessGraceMs ?? 15_000,
       unavailableRetryAfterSeconds: options.unavailableRetryAfterSeconds ?? 5,
       commandTimeoutMs: options.commandTimeoutMs ?? 5000,
       reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? 1000,
@@ -614,8 +624,16 @@ export class BullmqDispatcher implements Dispatcher {
         }
       }
     });
+    // A queue's clock restarts whenever none of its jobs is waiting.
+    for (const queue of this.#workerlessSince.keys()) if (!byQueue.has(queue)) this.#workerlessSince.delete(queue);
     queues.forEach((queue, index) => {
-      if (Number(liveCounts[index] ?? 0) > 0) return;
+      if (Number(liveCounts[index] ?? 0) > 0) {
+        this.#workerlessSince.delete(queue);
+        return;
+      }
+      const since = this.#workerlessSince.get(queue) ?? now;
+      this.#workerlessSince.set(queue, since);
+      if (now - since < this.#options.workerlessGraceMs) return;
       for (const pending of byQueue.get(queue) ?? []) {
         pending.fail(modelUnavailable(pending.model, `No worker is serving model '${pending.model}' any more.`, this.#options.unavailableRetryAfterSeconds).toPayload());
       }
