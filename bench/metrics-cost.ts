@@ -2,13 +2,16 @@
  * What metrics cost: requests/s and p99 latency of the gateway with metrics
  * recording on vs off, interleaved in one run, with the spread across rounds.
  *
- *   pnpm bench:metrics [--rounds 8] [--seconds 3] [--connections 16] [--workloads scripted,scripted-stream,tiny] [--aa]
+ *   pnpm bench:metrics [--rounds 8] [--seconds 3] [--connections 16] [--workloads scripted,scripted-stream,tiny] [--aa] [--fresh]
  *
  * `--aa` runs both sides with metrics off: the "cost" it reports is the
  * noise floor of this machine, to read the real figures against.
  *
  * Each side is its own child process, alive for the whole run; rounds
- * alternate which side goes first. "On" is the full composition: the
+ * alternate which side goes first. `--fresh` starts a new pair of processes
+ * (and warms them up) every round: how V8 happened to compile one process
+ * otherwise biases a whole run one way (two quiet runs of the same code gave
+ * +0.1% and +5.4% CPU per request), and fresh pairs average that out. "On" is the full composition: the
  * gateway's request and job hooks, the in-process transport's queue metrics
  * and worker metrics (tokens, decode speed), all on one registry. "Off" builds
  * the same app with `recordMetrics: false` (`/metrics` still serves process
@@ -192,12 +195,25 @@ const median = (values: number[]) => {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
 
-async function measure(workload: Workload, rounds: number, seconds: number, connections: number) {
+async function startPair(workload: Workload, seconds: number, connections: number): Promise<Record<Side, Server>> {
   const servers = { on: await startServer(workload, "on"), off: await startServer(workload, "off") };
+  for (const side of ["on", "off"] as const) await load(servers[side], workload, Math.min(2, seconds), connections); // warm-up (JIT, pools)
+  return servers;
+}
+
+function stopPair(servers: Record<Side, Server> | undefined): void {
+  for (const server of Object.values(servers ?? {})) server.child.kill("SIGKILL");
+}
+
+async function measure(workload: Workload, rounds: number, seconds: number, connections: number, fresh: boolean) {
+  let servers: Record<Side, Server> | undefined;
   try {
-    for (const side of ["on", "off"] as const) await load(servers[side], workload, Math.min(2, seconds), connections); // warm-up (JIT, pools)
     const results: Record<Side, RoundResult[]> = { on: [], off: [] };
     for (let round = 0; round < rounds; round++) {
+      if (fresh || servers === undefined) {
+        stopPair(servers);
+        servers = await startPair(workload, seconds, connections);
+      }
       const order: Side[] = round % 2 === 0 ? ["on", "off"] : ["off", "on"];
       for (const side of order) {
         results[side].push(await load(servers[side], workload, seconds, connections));
@@ -236,7 +252,7 @@ async function measure(workload: Workload, rounds: number, seconds: number, conn
       cpuCostPercent: 100 * (on.cpuMicrosPerRequest / off.cpuMicrosPerRequest - 1),
     };
   } finally {
-    for (const server of Object.values(servers)) server.child.kill("SIGKILL");
+    stopPair(servers);
   }
 }
 
@@ -254,7 +270,7 @@ if (serveArgument) {
   const workloads = (args.get("workloads") ?? "scripted,scripted-stream,tiny").split(",") as Workload[];
   const report = [];
   for (const workload of workloads) {
-    const result = await measure(workload, rounds, seconds, workload === "tiny" ? Math.min(connections, 4) : connections);
+    const result = await measure(workload, rounds, seconds, workload === "tiny" ? Math.min(connections, 4) : connections, args.has("fresh"));
     report.push(result);
     const fmt = (value: number) => value.toFixed(value >= 100 ? 0 : 2);
     console.log(
