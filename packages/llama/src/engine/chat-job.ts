@@ -6,7 +6,7 @@
 import { LlamaChat, type ChatModelFunctions, type LLamaChatGenerateResponseOptions, type LlamaContextSequence, type LlamaGrammar } from "node-llama-cpp";
 import { GatewayError, contextLengthExceeded, invalidRequest, type ChatJob, type FinishReason, type JobEvent, type JobTool } from "@switchboard/protocol";
 import { toChatHistory } from "./chat-history.js";
-import { clearSequence, type JobPlan } from "./job-plan.js";
+import { keepCommonPrefix, prefixAffinity, resetSequence, type JobPlan } from "./job-plan.js";
 import { UnsupportedSchemaError, jsonSchemaToGbnf, limitsForSchema, toolCallGbnf } from "./json-schema-grammar.js";
 import type { ModelRuntime } from "./model-runtime.js";
 import { samplingOptions, stopTriggers } from "./sampling.js";
@@ -30,9 +30,11 @@ export async function planChat(job: ChatJob, runtime: ModelRuntime): Promise<Job
 
   const history = toChatHistory(job.messages, effectiveToolMode.kind === "forced" ? forcedToolCallInstructions(effectiveToolMode.tools) : undefined);
   const functions = effectiveToolMode.kind === "auto" ? effectiveToolMode.functions : undefined;
-  const promptTokens = runtime.chatWrapper
+  // The tokens LlamaChat will evaluate: they size the prompt and find a sequence already holding their start.
+  const prompt = runtime.chatWrapper
     .generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true })
-    .contextText.tokenize(runtime.model.tokenizer).length;
+    .contextText.tokenize(runtime.model.tokenizer);
+  const promptTokens = prompt.length;
 
   // One cell stays free: LlamaChat shifts (drops) history rather than use the last one.
   const room = runtime.contextSize - promptTokens - 1;
@@ -48,8 +50,10 @@ export async function planChat(job: ChatJob, runtime: ModelRuntime): Promise<Job
     choices: 1,
     promptTokens,
     pool: runtime.sequences,
-    reset: clearSequence,
-    async execute(sequence, emit, signal) {
+    affinity: prefixAffinity(prompt),
+    reset: resetSequence,
+    async execute(sequence, emit, signal, usage) {
+      usage.reusedPromptTokens += await keepCommonPrefix(sequence, prompt);
       const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: runtime.chatWrapper, autoDisposeSequence: false });
       const meterBefore = sequence.tokenMeter.getState();
       const forced = effectiveToolMode.kind === "forced" ? new ForcedToolCallStream(0) : undefined;

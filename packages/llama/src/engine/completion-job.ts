@@ -5,7 +5,7 @@
 import { LlamaCompletion, LlamaVocabularyType, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
 import { invalidRequest, type CompletionJob, type FinishReason } from "@switchboard/protocol";
 import { completionTokens } from "./chat-job.js";
-import { clearSequence, promptTooLong, type JobPlan } from "./job-plan.js";
+import { keepCommonPrefix, prefixAffinity, promptTooLong, resetSequence, type JobPlan } from "./job-plan.js";
 import type { ModelRuntime } from "./model-runtime.js";
 import { samplingOptions, stopTriggers } from "./sampling.js";
 
@@ -15,7 +15,8 @@ export function planCompletion(job: CompletionJob, runtime: ModelRuntime): JobPl
   if (!(job.maxTokens >= 1)) throw invalidRequest("'max_tokens' must be at least 1.", "max_tokens");
   const model = runtime.model;
   const contextSize = runtime.contextSize;
-  const prependsBos = beginningToken(model) !== undefined;
+  const bos = beginningToken(model);
+  const prependsBos = bos !== undefined;
   const prompts = job.prompts.map((prompt, index) => {
     // As LlamaCompletion tokenizes: no special tokens, and it prepends the BOS token itself.
     const tokens = model.tokenize(prompt, false, prependsBos ? "trimLeadingSpace" : undefined);
@@ -23,7 +24,9 @@ export function planCompletion(job: CompletionJob, runtime: ModelRuntime): JobPl
     const param = job.prompts.length > 1 ? `prompt[${index}]` : "prompt";
     if (count === 0) throw invalidRequest("The prompt must not be empty for this model.", param);
     if (count + 1 >= contextSize) throw promptTooLong(count, contextSize, param, "prompt");
-    return { tokens, count, maxTokens: Math.min(job.maxTokens, contextSize - count - 1) };
+    // What the sequence will hold once the prompt is evaluated.
+    const evaluated = bos === undefined ? tokens : [bos, ...tokens];
+    return { tokens, evaluated, count, maxTokens: Math.min(job.maxTokens, contextSize - count - 1) };
   });
   const sampling = samplingOptions(job.sampling);
   const customStopTriggers = stopTriggers(job.stop);
@@ -32,11 +35,12 @@ export function planCompletion(job: CompletionJob, runtime: ModelRuntime): JobPl
     choices: prompts.length,
     promptTokens: prompts.reduce((sum, prompt) => sum + prompt.count, 0),
     pool: runtime.sequences,
-    reset: clearSequence,
-    async execute(sequence, emit, signal) {
+    affinity: prefixAffinity(prompts[0]?.evaluated ?? []),
+    reset: resetSequence,
+    async execute(sequence, emit, signal, usage) {
       for (const [index, prompt] of prompts.entries()) {
         if (signal.aborted) return;
-        await clearSequence(sequence);
+        usage.reusedPromptTokens += await keepCommonPrefix(sequence, prompt.evaluated);
         const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
         const meterBefore = sequence.tokenMeter.getState();
         let stopReason: string;

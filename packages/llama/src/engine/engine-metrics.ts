@@ -10,13 +10,16 @@ export interface LlamaEngineMetrics {
   /**
    * A job that held a sequence ended. `seconds`: from taking the sequence to
    * the end; `decodeSeconds`: from the first output to the last `finish`
-   * (absent without output); `cancelled`: the client went away.
+   * (absent without output); `cancelled`: the client went away;
+   * `reusedPromptTokens`: the part of `promptTokens` not evaluated again
+   * because the sequence still held it from an earlier job.
    */
   jobFinished(info: {
     model: string;
     kind: string;
     outcome: "completed" | "failed" | "cancelled";
     promptTokens: number;
+    reusedPromptTokens?: number;
     completionTokens: number;
     seconds: number;
     decodeSeconds?: number;

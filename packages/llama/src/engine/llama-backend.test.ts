@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LlamaModelConfig } from "@switchboard/catalog";
 import { silentLogger, type ChatJob, type CompletionJob, type EmbeddingJob, type Job, type JobEvent } from "@switchboard/protocol";
 import { ensureTestModel } from "../gguf/index.js";
+import type { LlamaEngineMetrics } from "./engine-metrics.js";
 import { LlamaBackend } from "./llama-backend.js";
 
 // ajv-formats is CommonJS: under NodeNext its default import is the plugin function itself.
@@ -441,6 +442,126 @@ describe("sequences, waiting line and cancellation", () => {
     const freedBy = performance.now() + 1000;
     while (backend.queueStates()[0]?.free !== 3 && performance.now() < freedBy) await new Promise((resolve) => setTimeout(resolve, 5));
     expect(backend.queueStates()[0]?.free).toBe(3);
+  });
+});
+
+describe("prompt prefix reuse", () => {
+  type Finished = Parameters<LlamaEngineMetrics["jobFinished"]>[0];
+  /** A backend of its own whose jobs' metrics the test reads. */
+  async function recordingBackend(overrides: Partial<LlamaModelConfig> = {}, contextsPerModel = 1) {
+    const finished: Finished[] = [];
+    const metrics: LlamaEngineMetrics = { modelLoaded() {}, jobFinished: (info) => void finished.push(info) };
+    const created = new LlamaBackend({ models: [modelConfig({ sequences: 1, ...overrides })], resolvePath: async () => modelPath, llama, metrics, contextsPerModel });
+    extraBackends.push(created);
+    await created.whenReady("tiny");
+    return { backend: created, finished };
+  }
+  // Long enough that its cached evaluation counts when choosing a sequence.
+  const system = (topic: string) => `You answer questions about ${topic}. ${"Keep every answer short, plain and polite. ".repeat(4)}`;
+  const conversation = (topic: string, ...turns: string[]): ChatJob["messages"] => [
+    { role: "system", content: system(topic) },
+    ...turns.map((content, index) => ({ role: index % 2 === 0 ? ("user" as const) : ("assistant" as const), content })),
+  ];
+  const seeded = (messages: ChatJob["messages"], overrides: Partial<ChatJob> = {}) =>
+    chatJob({ messages, sampling: { temperature: 1, seed: 7 }, maxTokens: 24, ...overrides });
+
+  it("a second chat turn evaluates only what the first turn did not already hold", async () => {
+    const { backend: engine, finished } = await recordingBackend();
+    const first = await collect(seeded(conversation("the weather", "Will it rain today?")), undefined, engine);
+    const firstPrompt = (first[0] as Extract<JobEvent, { type: "accepted" }>).promptTokens;
+    // The idle sequence keeps the prompt and the reply it generated.
+    const [state] = engine.queueStates();
+    expect(state?.cachedContextTokens).toBeGreaterThanOrEqual(firstPrompt);
+    expect(state?.contextTokens).toBe(state?.cachedContextTokens);
+
+    const second = await collect(seeded(conversation("the weather", "Will it rain today?", textOf(first), "And tomorrow?")), undefined, engine);
+    const secondPrompt = (second[0] as Extract<JobEvent, { type: "accepted" }>).promptTokens;
+    expect(finished.map((job) => job.reusedPromptTokens)).toEqual([0, expect.any(Number)]);
+    const reused = finished[1]!.reusedPromptTokens!;
+    // At least the whole first prompt is reused; only the reply and the new question are evaluated.
+    expect(reused).toBeGreaterThanOrEqual(firstPrompt);
+    expect(reused).toBeLessThan(secondPrompt);
+    expect(finished[1]).toMatchObject({ promptTokens: secondPrompt, outcome: "completed" });
+    expect(finishOf(second)).toMatchObject({ finishReason: expect.stringMatching(/stop|length/) });
+  });
+
+  it("gives the same seeded output on a cold sequence, a warm one, and after an unrelated job", async () => {
+    const { backend: engine, finished } = await recordingBackend();
+    const job = () => seeded(conversation("gardening", "How often should I water tomatoes?"));
+    const cold = textOf(await collect(job(), undefined, engine));
+    const warm = textOf(await collect(job(), undefined, engine));
+    await collect(seeded(conversation("astronomy", "Why is the sky dark at night?"), { sampling: { temperature: 1, seed: 3 } }), undefined, engine);
+    const afterOther = textOf(await collect(job(), undefined, engine));
+    expect(cold.length).toBeGreaterThan(0);
+    expect(warm).toBe(cold);
+    expect(afterOther).toBe(cold);
+    // The warm run reused all but the prompt's last token; the unrelated job kept only the shared opening.
+    expect(finished[1]!.reusedPromptTokens).toBe(finished[1]!.promptTokens - 1);
+    expect(finished[3]!.reusedPromptTokens).toBeLessThan(finished[3]!.promptTokens / 2);
+  });
+
+  it("an unrelated job after a long one answers as on a fresh engine", async () => {
+    const { backend: engine } = await recordingBackend();
+    const long = await collect(
+      longJob({ messages: conversation("history", "Tell me everything."), responseFormat: { type: "json_schema", name: "long", schema: { type: "string", minLength: 400, maxLength: 400 } } }),
+      undefined,
+      engine,
+    );
+    expect(finishOf(long)).toMatchObject({ finishReason: "stop" });
+    const job = () => seeded(conversation("cooking", "How long do I boil an egg?"), { maxTokens: 60 });
+    const afterLong = await collect(job(), undefined, engine);
+    const { backend: fresh } = await recordingBackend();
+    const onFresh = await collect(job(), undefined, fresh);
+    expect(textOf(afterLong).length).toBeGreaterThan(0);
+    expect(textOf(afterLong)).toBe(textOf(onFresh));
+    expect(finishOf(afterLong)).toEqual(finishOf(onFresh));
+  });
+
+  it("an aborted job leaves nothing that changes the next job's output", async () => {
+    const { backend: engine, finished } = await recordingBackend();
+    const controller = new AbortController();
+    // Same conversation start as the next job: a kept state would be reused, so it must be gone.
+    const aborted = startJob(longJob({ messages: conversation("music", "Name a song.") }), engine, controller.signal);
+    await aborted.until((events) => events.filter((event) => event.type === "text-delta").length >= 5);
+    controller.abort();
+    await aborted.done;
+    expect(errorOf(aborted.events)).toMatchObject({ error: { code: "request_cancelled" } });
+    const idleBy = performance.now() + 1000;
+    while (engine.queueStates()[0]?.free !== 1 && performance.now() < idleBy) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(engine.queueStates()[0]).toMatchObject({ free: 1, contextTokens: 0, cachedContextTokens: 0 });
+
+    const job = () => seeded(conversation("music", "Name a song."));
+    const next = await collect(job(), undefined, engine);
+    const { backend: fresh } = await recordingBackend();
+    expect(textOf(next)).toBe(textOf(await collect(job(), undefined, fresh)));
+    expect(finished.at(-1)).toMatchObject({ outcome: "completed", reusedPromptTokens: 0 });
+  });
+
+  it("sends a job to the sequence that holds its conversation", async () => {
+    // Three sequences over three contexts: without reuse, each new job would go to an empty context.
+    const { backend: engine, finished } = await recordingBackend({ sequences: 3 }, 3);
+    const weather = await collect(seeded(conversation("the weather", "Will it rain?")), undefined, engine);
+    await collect(seeded(conversation("sports", "Who won?")), undefined, engine);
+    await collect(seeded(conversation("the weather", "Will it rain?", textOf(weather), "And tomorrow?")), undefined, engine);
+    expect(finished[2]!.reusedPromptTokens).toBeGreaterThanOrEqual(finished[0]!.promptTokens);
+  });
+
+  it("reuses a completion prompt, with the same output", async () => {
+    const { backend: engine, finished } = await recordingBackend();
+    const job = (): CompletionJob => ({
+      kind: "completion",
+      id: `completion-${++jobCounter}`,
+      requestId: "request",
+      model: "tiny",
+      prompts: [`The recipe begins: ${"stir the pot slowly, ".repeat(6)}then`],
+      maxTokens: 16,
+      sampling: { temperature: 1, seed: 5 },
+      stop: [],
+    });
+    const first = textOf(await collect(job(), undefined, engine));
+    const second = textOf(await collect(job(), undefined, engine));
+    expect(second).toBe(first);
+    expect(finished.map((entry) => entry.reusedPromptTokens)).toEqual([0, finished[1]!.promptTokens - 1]);
   });
 });
 

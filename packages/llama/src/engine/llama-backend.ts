@@ -25,7 +25,7 @@ import { planChat } from "./chat-job.js";
 import { planCompletion } from "./completion-job.js";
 import { planEmbedding } from "./embedding-job.js";
 import { EventChannel } from "./event-channel.js";
-import type { JobPlan } from "./job-plan.js";
+import type { JobPlan, JobUsage } from "./job-plan.js";
 import type { LlamaEngineMetrics } from "./engine-metrics.js";
 import { ModelRuntime, safeErrorMessage, type CheckModelFile, type ResolveModelPath } from "./model-runtime.js";
 
@@ -87,8 +87,21 @@ export class LlamaBackend implements Backend {
     return [...this.#runtimes.values()].map((runtime) => runtime.state);
   }
 
-  /** Sequences in use, jobs waiting and context tokens held, per loaded model (for metrics and tests). */
-  queueStates(): { id: string; sequences: number; free: number; waiting: number; contextTokens: number; contextCapacity: number }[] {
+  /**
+   * Sequences in use, jobs waiting and context tokens held, per loaded model
+   * (for metrics and tests). `contextTokens` counts every token in the KV
+   * cache: running jobs' prompts and outputs, and the tokens idle sequences
+   * keep for reuse (`cachedContextTokens`).
+   */
+  queueStates(): {
+    id: string;
+    sequences: number;
+    free: number;
+    waiting: number;
+    contextTokens: number;
+    cachedContextTokens: number;
+    contextCapacity: number;
+  }[] {
     return [...this.#runtimes.values()]
       .filter((runtime) => runtime.state.state === "ready")
       .map((runtime) => ({
@@ -97,6 +110,7 @@ export class LlamaBackend implements Backend {
         free: runtime.sequences.freeCount,
         waiting: runtime.sequences.waitingCount,
         contextTokens: runtime.contextTokensInUse(),
+        cachedContextTokens: runtime.cachedContextTokens(),
         contextCapacity: runtime.contextSize * runtime.sequences.size,
       }));
   }
@@ -162,7 +176,7 @@ export class LlamaBackend implements Backend {
     };
 
     const waitStarted = performance.now();
-    const acquired = await plan.pool.acquire(abort.signal);
+    const acquired = await plan.pool.acquire(abort.signal, plan.affinity);
     if (!("slot" in acquired)) {
       cleanup();
       if (acquired.reason === "full") {
@@ -192,6 +206,7 @@ export class LlamaBackend implements Backend {
     let firstOutputAt: number | undefined;
     let lastFinishAt: number | undefined;
     let outcome: "completed" | "failed" | "cancelled" = "completed";
+    const usage: JobUsage = { reusedPromptTokens: 0 };
     const emit = (event: JobEvent) => {
       if (event.type === "finish") {
         finishes++;
@@ -202,14 +217,19 @@ export class LlamaBackend implements Backend {
     };
     running.done = (async () => {
       try {
-        await plan.execute(slot, emit, abort.signal);
+        await plan.execute(slot, emit, abort.signal, usage);
         // Stopped before every choice finished: say why (the reader may still be there, e.g. a deadline).
         if (abort.signal.aborted && finishes < plan.choices) {
           outcome = abortCause === "client" ? "cancelled" : "failed";
           channel.push(errorEvent(abortError(abortCause)));
         }
         logger.debug(
-          { waitedMs: Math.round(waitedMs), generationMs: Math.round(performance.now() - started), aborted: abortCause },
+          {
+            waitedMs: Math.round(waitedMs),
+            generationMs: Math.round(performance.now() - started),
+            reusedPromptTokens: usage.reusedPromptTokens,
+            aborted: abortCause,
+          },
           "job finished",
         );
       } catch (error) {
@@ -221,15 +241,17 @@ export class LlamaBackend implements Backend {
           kind: job.kind,
           outcome,
           promptTokens: plan.promptTokens,
+          reusedPromptTokens: usage.reusedPromptTokens,
           completionTokens,
           seconds: (performance.now() - started) / 1000,
           ...(firstOutputAt !== undefined && lastFinishAt !== undefined ? { decodeSeconds: (lastFinishAt - firstOutputAt) / 1000 } : {}),
         });
         channel.close();
         try {
-          await plan.reset(slot);
+          // After a failure or an abort the sequence's state is not trusted: only a clean end keeps it.
+          await plan.reset(slot, outcome === "completed");
         } catch (error) {
-          logger.warn({ err: error }, "could not clear the sequence after a job");
+          logger.warn({ err: error }, "could not reset the sequence after a job");
         }
         plan.pool.release(slot);
         cleanup();

@@ -131,11 +131,13 @@ export class ModelRuntime {
         this.#ensureOpen();
         for (let sequence = 0; sequence < share; sequence++) sequences.push(context.getSequence());
       }
-      // A new job takes a sequence from the context with the most free ones, spreading the load.
-      this.#sequences = new SlotPool(sequences, this.config.maxWaiting, (free) => {
-        let best = free.length - 1;
+      // A job takes the sequence holding the longest start of its prompt; among equals, one from the
+      // context with the most free sequences, spreading the load.
+      this.#sequences = new SlotPool(sequences, this.config.maxWaiting, (free, candidates) => {
+        let best = candidates.at(-1)!;
         let bestFree = -1;
-        for (const [index, sequence] of free.entries()) {
+        for (const index of candidates) {
+          const sequence = free[index]!;
           const freeInContext = free.filter((other) => other.context === sequence.context).length;
           if (freeInContext > bestFree) [best, bestFree] = [index, freeInContext];
         }
@@ -170,10 +172,21 @@ export class ModelRuntime {
     }
   }
 
-  /** Tokens held in the model's sequences now: the prompts and outputs of the jobs running. */
+  /**
+   * Tokens held in the model's sequences now: the prompts and outputs of the
+   * jobs running, and what idle sequences keep for a later prompt to reuse.
+   */
   contextTokensInUse(): number {
     let tokens = 0;
     for (const sequence of this.#allSequences) if (!sequence.disposed) tokens += sequence.nextTokenIndex;
+    return tokens;
+  }
+
+  /** The part of {@link contextTokensInUse} held by idle sequences, kept for reuse. */
+  cachedContextTokens(): number {
+    if (!this.#sequences) return 0;
+    let tokens = 0;
+    for (const sequence of this.#sequences.freeSlots()) if (!sequence.disposed) tokens += sequence.nextTokenIndex;
     return tokens;
   }
 

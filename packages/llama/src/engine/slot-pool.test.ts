@@ -54,13 +54,27 @@ describe("SlotPool", () => {
     expect(refused).toEqual({ reason: "full", retryAfterSeconds: 1 });
   });
 
-  it("lets the owner choose which free slot a job gets", async () => {
-    // Prefer a "b" slot, else the first free one.
-    const pool = new SlotPool(["a1", "b1", "a2"], 0, (free) => Math.max(0, free.findIndex((slot) => slot.startsWith("b"))));
+  it("lets the owner break ties between free slots", async () => {
+    // Prefer a "b" slot among the candidates, else the first candidate.
+    const pool = new SlotPool(["a1", "b1", "a2"], 0, (free, candidates) => candidates.find((index) => free[index]!.startsWith("b")) ?? candidates[0]!);
     expect(await pool.acquire(never())).toEqual({ slot: "b1" });
     expect(await pool.acquire(never())).toEqual({ slot: "a1" });
     pool.release("b1");
     expect(await pool.acquire(never())).toEqual({ slot: "b1" });
+  });
+
+  it("gives a job the free slot its affinity ranks highest, breaking ties as before", async () => {
+    const cached = new Map([["warm", 40], ["warmer", 90]]);
+    const affinity = (slot: string) => cached.get(slot) ?? 0;
+    const pool = new SlotPool(["warm", "cold1", "warmer", "cold2"], 0);
+    expect(await pool.acquire(never(), affinity)).toEqual({ slot: "warmer" });
+    expect(await pool.acquire(never(), affinity)).toEqual({ slot: "warm" });
+    // Only cold slots left: the default rule, the most recently freed.
+    expect(await pool.acquire(never(), affinity)).toEqual({ slot: "cold2" });
+    pool.release("warmer");
+    pool.release("cold2");
+    expect(await pool.acquire(never(), affinity)).toEqual({ slot: "warmer" });
+    expect(pool.freeSlots()).toEqual(["cold1", "cold2"]);
   });
 
   it("refuses waiting and later jobs once closed", async () => {

@@ -17,9 +17,15 @@ interface Waiter<T> {
   onAbort: () => void;
 }
 
+/**
+ * Chooses among equally good free slots: returns one of `candidates` (indices
+ * into `free`, in the order the slots were freed).
+ */
+export type TieBreak<T> = (free: readonly T[], candidates: readonly number[]) => number;
+
 export class SlotPool<T> {
   readonly #free: T[];
-  readonly #pick: (free: readonly T[]) => number;
+  readonly #tieBreak: TieBreak<T>;
   readonly #size: number;
   readonly #maxWaiting: number;
   readonly #line: Waiter<T>[] = [];
@@ -29,12 +35,12 @@ export class SlotPool<T> {
   #serviceMs: number | undefined;
 
   /**
-   * @param pick chooses which free slot a job gets (an index into `free`);
-   *   the most recently freed one by default.
+   * @param tieBreak chooses which of the free slots a job's affinity ranks
+   *   best it gets; the most recently freed one by default.
    */
-  constructor(slots: T[], maxWaiting: number, pick: (free: readonly T[]) => number = (free) => free.length - 1) {
+  constructor(slots: T[], maxWaiting: number, tieBreak: TieBreak<T> = (_free, candidates) => candidates.at(-1)!) {
     this.#free = [...slots];
-    this.#pick = pick;
+    this.#tieBreak = tieBreak;
     this.#size = slots.length;
     this.#maxWaiting = Math.max(0, maxWaiting);
   }
@@ -47,6 +53,11 @@ export class SlotPool<T> {
     return this.#free.length;
   }
 
+  /** The free slots, least recently freed first. */
+  freeSlots(): readonly T[] {
+    return [...this.#free];
+  }
+
   get waitingCount(): number {
     return this.#line.length;
   }
@@ -54,13 +65,15 @@ export class SlotPool<T> {
   /**
    * A free slot now, a place in line, or a refusal: `full` when the line is at
    * its bound (with an estimate of when to retry), `aborted` when the signal
-   * fires first (the job leaves the line).
+   * fires first (the job leaves the line). Among free slots the job gets one
+   * that `affinity` scores highest (a slot already holding its prompt's
+   * start); a job in line takes the first slot freed.
    */
-  acquire(signal: AbortSignal): Promise<AcquireResult<T>> {
+  acquire(signal: AbortSignal, affinity?: (slot: T) => number): Promise<AcquireResult<T>> {
     if (this.#closed) return Promise.resolve({ reason: "closed" });
     if (signal.aborted) return Promise.resolve({ reason: "aborted" });
     if (this.#free.length > 0) {
-      const [slot] = this.#free.splice(this.#pick(this.#free), 1) as [T];
+      const [slot] = this.#free.splice(this.#choose(affinity), 1) as [T];
       return Promise.resolve({ slot: this.#take(slot) });
     }
     if (this.#line.length >= this.#maxWaiting) return Promise.resolve({ reason: "full", retryAfterSeconds: this.retryAfterSeconds() });
@@ -114,6 +127,16 @@ export class SlotPool<T> {
       waiter.signal.removeEventListener("abort", waiter.onAbort);
       waiter.resolve({ reason: "closed" });
     }
+  }
+
+  #choose(affinity: ((slot: T) => number) | undefined): number {
+    let candidates = this.#free.map((_slot, index) => index);
+    if (affinity) {
+      const scores = this.#free.map(affinity);
+      const best = Math.max(...scores);
+      candidates = candidates.filter((index) => scores[index] === best);
+    }
+    return candidates.length === 1 ? candidates[0]! : this.#tieBreak(this.#free, candidates);
   }
 
   #take(slot: T): T {
