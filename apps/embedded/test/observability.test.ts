@@ -194,6 +194,27 @@ describe("metrics move by exactly what the requests did", () => {
     expect(sampleSum(after, "switchboard_llama_context_capacity_tokens", { model: TINY })).toBeGreaterThanOrEqual(2 * 1024);
   });
 
+  it("a prompt that starts like an earlier one is not read again, and the reused tokens are counted", { timeout: 30_000 }, async () => {
+    const messages = [
+      { role: "system", content: "You answer questions about telephone switchboards, operators, patch cords and exchanges, briefly and plainly." },
+      { role: "user", content: "What did an operator do?" },
+    ];
+    const first = await chat({ messages, max_tokens: 4 });
+    expect(first.status).toBe(200);
+    await first.arrayBuffer();
+    const before = await metricsNow();
+    const second = await chat({ messages, max_tokens: 4 });
+    const usage = ((await second.json()) as { usage: { prompt_tokens: number } }).usage;
+    const after = await metricsNow();
+    // The sequence that ran the first request still holds the prompt: all of it but the last token is reused.
+    expect(usage.prompt_tokens).toBeGreaterThan(32);
+    expect(sampleSum(after, "switchboard_llama_prompt_tokens_reused_total", { model: TINY }) - sampleSum(before, "switchboard_llama_prompt_tokens_reused_total", { model: TINY })).toBe(usage.prompt_tokens - 1);
+    // Idle sequences keep what they evaluated; it counts in the context in use.
+    const cached = sampleSum(after, "switchboard_llama_context_cached_tokens", { model: TINY });
+    expect(cached).toBeGreaterThanOrEqual(usage.prompt_tokens);
+    expect(sampleSum(after, "switchboard_llama_context_used_tokens", { model: TINY })).toBeGreaterThanOrEqual(cached);
+  });
+
   it("rejections are counted by reason: 401, 413 and 429 each once per refused request", { timeout: 30_000 }, async () => {
     const before = await metricsNow();
     const unauthorized = await chat({ messages: [{ role: "user", content: "hi" }] }, { authorization: "Bearer wrong" });

@@ -62,7 +62,8 @@ async function recordEverything(metrics: SwitchboardMetrics): Promise<void> {
   };
   for await (const _event of metrics.worker.instrument(backend).run(chatJob("tiny"), { signal: new AbortController().signal, logger: silentLogger })) void _event;
   metrics.llama.modelLoaded({ model: "tiny", seconds: 0.3, outcome: "ok" });
-  metrics.llama.watch(() => [{ id: "tiny", sequences: 4, free: 3, waiting: 1, contextTokens: 120, contextCapacity: 4096 }]);
+  metrics.llama.watch(() => [{ id: "tiny", sequences: 4, free: 3, waiting: 1, contextTokens: 120, cachedContextTokens: 80, contextCapacity: 4096 }]);
+  metrics.llama.jobFinished({ model: "tiny", kind: "chat", outcome: "completed", promptTokens: 40, reusedPromptTokens: 39, completionTokens: 2, seconds: 0.02 });
   metrics.hf.upstreamCall({ model: "summarizer", provider: "hf-inference", seconds: 0.2 });
   metrics.hf.upstreamCall({ model: "summarizer", provider: "hf-inference", seconds: 1.5, error: "upstream_timeout" });
   metrics.hf.upstreamRetry({ model: "summarizer", provider: "hf-inference" });

@@ -166,8 +166,10 @@ export interface LlamaModelLoad {
   free: number;
   /** Jobs waiting for a sequence. */
   waiting: number;
-  /** Tokens held in the model's sequences now. */
+  /** Tokens held in the model's sequences now (running jobs', and what idle sequences keep for reuse). */
   contextTokens?: number;
+  /** The part of `contextTokens` idle sequences keep for a later prompt that starts the same way. */
+  cachedContextTokens?: number;
   /** Tokens all its sequences can hold. */
   contextCapacity?: number;
 }
@@ -179,6 +181,8 @@ export class LlamaRecorder {
   readonly sequences: Gauge<"model" | "state">;
   readonly waiting: Gauge<"model">;
   readonly contextUsed: Gauge<"model">;
+  readonly contextCached: Gauge<"model">;
+  readonly promptTokensReused: FastCounter<"model">;
   readonly contextCapacity: Gauge<"model">;
   readonly #labels: LabelPolicy;
   readonly #worker: WorkerRecorder;
@@ -194,11 +198,12 @@ export class LlamaRecorder {
       for (const source of this.#sources) {
         for (const load of source()) {
           const model = labels.model(load.id);
-          const total = byModel.get(model) ?? { sequences: 0, free: 0, waiting: 0, contextTokens: 0, contextCapacity: 0 };
+          const total = byModel.get(model) ?? { sequences: 0, free: 0, waiting: 0, contextTokens: 0, cachedContextTokens: 0, contextCapacity: 0 };
           total.sequences += load.sequences;
           total.free += load.free;
           total.waiting += load.waiting;
           total.contextTokens += load.contextTokens ?? 0;
+          total.cachedContextTokens += load.cachedContextTokens ?? 0;
           total.contextCapacity += load.contextCapacity ?? 0;
           byModel.set(model, total);
         }
@@ -237,13 +242,29 @@ export class LlamaRecorder {
     });
     this.contextUsed = new Gauge({
       name: "switchboard_llama_context_used_tokens",
-      help: "Tokens held in a model's sequences now (prompt and output of the jobs running).",
+      help: "Tokens held in a model's sequences now: prompts and outputs of the jobs running, and what idle sequences keep for reuse.",
       labelNames: ["model"],
       registers,
       collect() {
         this.reset();
         for (const [model, total] of read()) this.set({ model }, total.contextTokens);
       },
+    });
+    this.contextCached = new Gauge({
+      name: "switchboard_llama_context_cached_tokens",
+      help: "The part of the context tokens held by idle sequences, kept so that a prompt starting the same way is not evaluated again.",
+      labelNames: ["model"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [model, total] of read()) this.set({ model }, total.cachedContextTokens);
+      },
+    });
+    this.promptTokensReused = new FastCounter({
+      name: "switchboard_llama_prompt_tokens_reused_total",
+      help: "Prompt tokens a job found already evaluated on its sequence (a shared start with an earlier job's prompt), so not evaluated again.",
+      labelNames: ["model"],
+      registers,
     });
     this.contextCapacity = new Gauge({
       name: "switchboard_llama_context_capacity_tokens",
@@ -263,8 +284,18 @@ export class LlamaRecorder {
   }
 
   /** Implements `LlamaEngineMetrics.jobFinished`: the worker's job metrics, measured by the engine. */
-  jobFinished(info: { model: string; kind: string; outcome: "completed" | "failed" | "cancelled"; promptTokens: number; completionTokens: number; seconds: number; decodeSeconds?: number }): void {
+  jobFinished(info: {
+    model: string;
+    kind: string;
+    outcome: "completed" | "failed" | "cancelled";
+    promptTokens: number;
+    reusedPromptTokens?: number;
+    completionTokens: number;
+    seconds: number;
+    decodeSeconds?: number;
+  }): void {
     this.#worker.recordJob({ ...info, backend: "llama" });
+    if (info.reusedPromptTokens) this.promptTokensReused.series(this.#labels.model(info.model)).inc(info.reusedPromptTokens);
   }
 
   /** Reads a backend's sequences at every scrape (pass `() => backend.queueStates()`). */
