@@ -7,12 +7,28 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { contextLengthExceeded } from "@switchboard/protocol";
-import { buildTestGateway, EMBEDDING_OFF_MODEL, TEST_MODEL, type TestGateway } from "../test/gateway-harness.js";
+import type { HfModelConfig } from "@switchboard/catalog";
+import { buildTestGateway, EMBEDDING_OFF_MODEL, TEST_MODEL, testConfig, type TestGateway } from "../test/gateway-harness.js";
 import { textAnswer } from "../test/scripted-backend.js";
+
+/** A remote model that serves chat and text completions (an OpenAI-compatible endpoint); never called here. */
+const REMOTE_CHAT = "remote-chat";
+const remoteChat: HfModelConfig = {
+  id: REMOTE_CHAT,
+  aliases: [],
+  backend: "hf",
+  model: "acme/chat",
+  task: "conversational",
+  endpointUrl: "http://127.0.0.1:9/v1",
+  timeoutMs: 1000,
+  modalities: { in: ["text"], out: ["text"] },
+};
 
 let gateway: TestGateway;
 beforeAll(async () => {
+  const config = testConfig();
   gateway = await buildTestGateway({
+    config: { ...config, models: [...config.models, remoteChat] },
     script: (job) =>
       job.kind === "chat" && job.messages.some((message) => message.content === "too long")
         ? [{ type: "error", error: contextLengthExceeded(5000, 2048).toPayload() }]
@@ -112,10 +128,23 @@ describe("bad input", () => {
     expect(temperature.message).toContain("<= 2");
   });
 
-  it("n > 1 → 400 on n", async () => {
-    const error = openAIError(await chat({ model: TEST_MODEL, messages: user, n: 2 }), 400);
+  it("n above 8 on a local model → 400 on n with the bound", async () => {
+    const error = openAIError(await chat({ model: TEST_MODEL, messages: user, n: 9 }), 400);
     expect(error.param).toBe("n");
-    expect(error.message).toMatch(/one choice/);
+    expect(error.message).toMatch(/from 1 to 8/);
+    const completion = openAIError(await gateway.app.inject({ method: "POST", url: "/v1/completions", payload: { model: TEST_MODEL, prompt: "a", n: 9 } }), 400);
+    expect(completion.param).toBe("n");
+    expect(openAIError(await chat({ model: TEST_MODEL, messages: user, n: 0 }), 400).param).toBe("n");
+  });
+
+  it("n > 1 on a remote model → 400 on n: it serves one choice per request", async () => {
+    const remote = openAIError(await chat({ model: REMOTE_CHAT, messages: user, n: 2 }), 400);
+    expect(remote.param).toBe("n");
+    expect(remote.message).toMatch(/one choice per request/);
+    const remoteCompletion = openAIError(await gateway.app.inject({ method: "POST", url: "/v1/completions", payload: { model: REMOTE_CHAT, prompt: "a", n: 2 } }), 400);
+    expect(remoteCompletion.param).toBe("n");
+    // n: 1 is fine everywhere: the route gets as far as the engine.
+    expect((await chat({ model: REMOTE_CHAT, messages: user, n: 1 })).statusCode).toBe(200);
   });
 
   it("non-text content parts → 400 naming the part", async () => {

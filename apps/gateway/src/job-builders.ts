@@ -30,6 +30,13 @@ import {
  */
 export const DEFAULT_REMOTE_MAX_TOKENS = 1024;
 
+/**
+ * Most choices (`n`) one request may ask of a local model: the choices run
+ * one after another on one sequence, so a request holds it n times as long
+ * as a single answer, and the client waits for all of them.
+ */
+export const MAX_CHOICES = 8;
+
 /** Ids the gateway made for this request. */
 export interface JobIdentity {
   id: string;
@@ -44,6 +51,7 @@ type SamplingRequest = Pick<
 export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, identity: JobIdentity): ChatJob {
   requireRemoteTask(model, "conversational", "chat completions");
   checkCommon(body);
+  const choices = choiceCount(body.n, model);
   if (body.logprobs === true) throw invalidRequest("Log probabilities are not supported: leave out 'logprobs' or set it to false.", "logprobs");
   if (body.functions !== undefined && body.functions !== null)
     throw invalidRequest("'functions' is deprecated and not supported: declare them in 'tools' instead.", "functions");
@@ -60,6 +68,7 @@ export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, id
     stop: stopSequences(body.stop),
     stream: body.stream === true,
   };
+  if (choices > 1) job.n = choices;
   const responseFormat = chatResponseFormat(body.response_format);
   if (responseFormat !== undefined) job.responseFormat = responseFormat;
   if (tools !== undefined) {
@@ -74,13 +83,14 @@ export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, id
 export function buildCompletionJob(body: CompletionRequest, model: ModelConfig, identity: JobIdentity): CompletionJob {
   requireRemoteTask(model, "text-generation", "text completions");
   checkCommon(body);
+  const choices = choiceCount(body.n, model);
   if (body.echo === true) throw invalidRequest("'echo' is not supported: leave it out or set it to false.", "echo");
   if (body.suffix !== undefined && body.suffix !== null && body.suffix !== "")
     throw invalidRequest("'suffix' (fill-in-the-middle) is not supported: leave it out.", "suffix");
   if (body.best_of !== undefined && body.best_of !== null && body.best_of > 1)
     throw invalidRequest("'best_of' must be 1: this gateway generates one candidate per prompt.", "best_of");
   if (body.logprobs !== undefined && body.logprobs !== null) throw invalidRequest("Log probabilities are not supported: leave out 'logprobs'.", "logprobs");
-  return {
+  const job: CompletionJob = {
     kind: "completion",
     id: identity.id,
     requestId: identity.requestId,
@@ -90,6 +100,8 @@ export function buildCompletionJob(body: CompletionRequest, model: ModelConfig, 
     sampling: sampling(body, model),
     stop: stopSequences(body.stop),
   };
+  if (choices > 1) job.n = choices;
+  return job;
 }
 
 export function buildEmbeddingJob(body: EmbeddingRequest, model: ModelConfig, identity: JobIdentity): EmbeddingJob {
@@ -119,9 +131,21 @@ function requireRemoteTask(model: ModelConfig, task: TaskName, what: string): vo
   );
 }
 
+/** Choices the request asks for (OpenAI `n`, default 1), within what the model can serve. */
+function choiceCount(n: number | null | undefined, model: ModelConfig): number {
+  if (n === undefined || n === null || n === 1) return 1;
+  // A remote model's answer is one choice; asking upstream for more is not something every provider honours.
+  if (model.backend === "hf")
+    throw invalidRequest(
+      `'n' must be 1 for '${model.id}': this remote model serves one choice per request (got ${n}). Send separate requests for more choices.`,
+      "n",
+    );
+  if (!Number.isInteger(n) || n < 1 || n > MAX_CHOICES)
+    throw invalidRequest(`'n' must be an integer from 1 to ${MAX_CHOICES} (got ${n}): the choices are generated one after another.`, "n");
+  return n;
+}
+
 function checkCommon(body: SamplingRequest): void {
-  if (body.n !== undefined && body.n !== null && body.n > 1)
-    throw invalidRequest(`'n' must be 1: this gateway generates one choice per request (got ${body.n}). Send separate requests for more choices.`, "n");
   if (body.logit_bias !== undefined && body.logit_bias !== null && Object.keys(body.logit_bias).length > 0)
     throw invalidRequest("'logit_bias' is not supported: leave it out.", "logit_bias");
 }

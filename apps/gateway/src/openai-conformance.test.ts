@@ -50,9 +50,21 @@ const script: Script = async function* (job): AsyncIterable<JobEvent> {
   }
   if (job.kind === "chat" && job.tools !== undefined) {
     yield { type: "accepted", jobId: job.id, model: job.model, promptTokens: 12 };
-    yield { type: "tool-call-delta", index: 0, toolCallIndex: 0, id: "call_abc", name: job.tools[0]!.name, argumentsDelta: '{"city":' };
-    yield { type: "tool-call-delta", index: 0, toolCallIndex: 0, argumentsDelta: '"Oslo"}' };
-    yield { type: "finish", index: 0, finishReason: "tool_calls", completionTokens: 6 };
+    for (let index = 0; index < (job.n ?? 1); index++) {
+      yield { type: "tool-call-delta", index, toolCallIndex: 0, id: `call_abc${index}`, name: job.tools[0]!.name, argumentsDelta: '{"city":' };
+      yield { type: "tool-call-delta", index, toolCallIndex: 0, argumentsDelta: '"Oslo"}' };
+      yield { type: "finish", index, finishReason: "tool_calls", completionTokens: 6 };
+    }
+    return;
+  }
+  if ((job.kind === "chat" || job.kind === "completion") && job.n !== undefined) {
+    // n choices (per prompt), one after another, as the llama engine sends them.
+    yield { type: "accepted", jobId: job.id, model: job.model, promptTokens: 7 };
+    const count = job.n * (job.kind === "completion" ? job.prompts.length : 1);
+    for (let index = 0; index < count; index++) {
+      yield { type: "text-delta", index, text: `Hi #${index}` };
+      yield { type: "finish", index, finishReason: index % 2 === 0 ? "stop" : "length", completionTokens: 2 };
+    }
     return;
   }
   yield* textAnswer(job, ["Hi", "!"]);
@@ -79,11 +91,24 @@ describe(`responses conform to ${official ? "the official OpenAI OpenAPI schemas
     if (required) expect(official, `missing ${OPENAI_SPEC_PATH}`).toBeDefined();
   });
 
-  it("CreateChatCompletionResponse: text and tool calls", async () => {
+  it("CreateChatCompletionResponse: text and tool calls, one choice and n choices", async () => {
     expectValid("CreateChatCompletionResponse", (await post("/v1/chat/completions", { model: TEST_MODEL, messages })).json());
     const withTools = (await post("/v1/chat/completions", { model: TEST_MODEL, messages, tools, tool_choice: "required" })).json();
     expect(withTools.choices[0].finish_reason).toBe("tool_calls");
     expectValid("CreateChatCompletionResponse", withTools);
+
+    const several = (await post("/v1/chat/completions", { model: TEST_MODEL, messages, n: 3 })).json();
+    expect(several.choices.map((choice: { index: number; message: { content: string }; finish_reason: string }) => [choice.index, choice.message.content, choice.finish_reason])).toEqual([
+      [0, "Hi #0", "stop"],
+      [1, "Hi #1", "length"],
+      [2, "Hi #2", "stop"],
+    ]);
+    // The prompt is shared; output tokens add up over the choices.
+    expect(several.usage).toEqual({ prompt_tokens: 7, completion_tokens: 6, total_tokens: 13 });
+    expectValid("CreateChatCompletionResponse", several);
+    const severalCalls = (await post("/v1/chat/completions", { model: TEST_MODEL, messages, tools, tool_choice: "required", n: 2 })).json();
+    expect(severalCalls.choices.map((choice: { message: { tool_calls: { id: string }[] } }) => choice.message.tool_calls[0]!.id)).toEqual(["call_abc0", "call_abc1"]);
+    expectValid("CreateChatCompletionResponse", severalCalls);
   });
 
   it("CreateChatCompletionStreamResponse: every chunk, with and without usage, text and tool calls", async () => {
@@ -91,6 +116,8 @@ describe(`responses conform to ${official ? "the official OpenAI OpenAPI schemas
       { model: TEST_MODEL, messages, stream: true },
       { model: TEST_MODEL, messages, stream: true, stream_options: { include_usage: true } },
       { model: TEST_MODEL, messages, stream: true, tools, stream_options: { include_usage: true } },
+      { model: TEST_MODEL, messages, stream: true, n: 2, stream_options: { include_usage: true } },
+      { model: TEST_MODEL, messages, stream: true, tools, n: 2 },
     ]) {
       const chunks = chunksOf((await post("/v1/chat/completions", payload)).body);
       expect(chunks.length).toBeGreaterThan(2);
@@ -98,11 +125,20 @@ describe(`responses conform to ${official ? "the official OpenAI OpenAPI schemas
     }
   });
 
-  it("CreateCompletionResponse: string and list prompts", async () => {
+  it("CreateCompletionResponse: string and list prompts, one choice and n per prompt", async () => {
     expectValid("CreateCompletionResponse", (await post("/v1/completions", { model: TEST_MODEL, prompt: "Once" })).json());
     const list = (await post("/v1/completions", { model: TEST_MODEL, prompt: ["a", "b", "c"] })).json();
     expect(list.choices).toHaveLength(3);
     expectValid("CreateCompletionResponse", list);
+    const several = (await post("/v1/completions", { model: TEST_MODEL, prompt: ["a", "b"], n: 2 })).json();
+    expect(several.choices.map((choice: { index: number; text: string }) => [choice.index, choice.text])).toEqual([
+      [0, "Hi #0"],
+      [1, "Hi #1"],
+      [2, "Hi #2"],
+      [3, "Hi #3"],
+    ]);
+    expect(several.usage).toEqual({ prompt_tokens: 7, completion_tokens: 8, total_tokens: 15 });
+    expectValid("CreateCompletionResponse", several);
   });
 
   it("CreateEmbeddingResponse (float)", async () => {

@@ -162,7 +162,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, options: OpenAIRoutes
       schema: {
         operationId: "createCompletion",
         tags: ["Completions"],
-        summary: "Create a text completion (one choice per prompt)",
+        summary: "Create a text completion (n choices per prompt)",
         security,
         body: { $ref: "CreateCompletionRequest#" },
         response: {

@@ -81,15 +81,22 @@ export interface ChatJob extends JobBase {
   responseFormat?: JobResponseFormat;
   tools?: JobTool[];
   toolChoice?: JobToolChoice;
+  /**
+   * Choices to generate (OpenAI `n`); absent: 1. Choice `i` samples with
+   * `sampling.seed + i` when a seed is set, so the answer is reproducible.
+   */
+  n?: number;
 }
 
 export interface CompletionJob extends JobBase {
   kind: "completion";
-  /** One choice per prompt, in order. */
+  /** `n` choices per prompt, in order: choice `i` of prompt `p` has index `p * n + i`. */
   prompts: string[];
   maxTokens: number;
   sampling: JobSampling;
   stop: string[];
+  /** Choices per prompt (OpenAI `n`); absent: 1. Seeds as for chat: `sampling.seed + i`. */
+  n?: number;
 }
 
 export interface EmbeddingJob extends JobBase {

@@ -9,7 +9,7 @@ import { toChatHistory } from "./chat-history.js";
 import { keepCommonPrefix, prefixAffinity, resetSequence, type JobPlan } from "./job-plan.js";
 import { UnsupportedSchemaError, jsonSchemaToGbnf, limitsForSchema, toolCallGbnf } from "./json-schema-grammar.js";
 import type { ModelRuntime } from "./model-runtime.js";
-import { samplingOptions, stopTriggers } from "./sampling.js";
+import { samplingOptions, stopTriggers, type SamplingOptions } from "./sampling.js";
 import { ForcedToolCallStream, forcedToolCallInstructions, newToolCallId, toChatModelFunctions } from "./tool-calls.js";
 
 type ToolMode = { kind: "none" } | { kind: "auto"; functions: ChatModelFunctions } | { kind: "forced"; tools: JobTool[] };
@@ -46,79 +46,107 @@ export async function planChat(job: ChatJob, runtime: ModelRuntime): Promise<Job
   const sampling = samplingOptions(job.sampling);
   const customStopTriggers = stopTriggers(job.stop);
 
+  const choices = job.n ?? 1;
+
   return {
-    choices: 1,
+    choices,
     promptTokens,
     pool: runtime.sequences,
     affinity: prefixAffinity(prompt),
     reset: resetSequence,
     async execute(sequence, emit, signal, usage) {
-      usage.reusedPromptTokens += await keepCommonPrefix(sequence, prompt);
-      const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: runtime.chatWrapper, autoDisposeSequence: false });
-      const meterBefore = sequence.tokenMeter.getState();
-      const forced = effectiveToolMode.kind === "forced" ? new ForcedToolCallStream(0) : undefined;
-      const autoCalls = new Map<number, { id: string; name: string; text: string }>();
-      const options: LLamaChatGenerateResponseOptions<ChatModelFunctions> = {
-        ...sampling,
-        maxTokens,
-        signal,
-        stopOnAbortSignal: true,
-        onTextChunk(text) {
-          if (text.length === 0) return;
-          if (forced) for (const event of forced.push(text)) emit(event);
-          else emit({ type: "text-delta", index: 0, text });
-        },
-      };
-      if (customStopTriggers) options.customStopTriggers = customStopTriggers;
-      if (grammar) options.grammar = grammar;
-      if (functions) {
-        options.functions = functions;
-        options.documentFunctionParams = true;
-        options.onFunctionCallParamsChunk = (chunk) => {
-          let call = autoCalls.get(chunk.callIndex);
-          if (!call) {
-            call = { id: newToolCallId(), name: chunk.functionName, text: "" };
-            autoCalls.set(chunk.callIndex, call);
-            emit({ type: "tool-call-delta", index: 0, toolCallIndex: chunk.callIndex, id: call.id, name: call.name, argumentsDelta: chunk.paramsChunk });
-          } else if (chunk.paramsChunk.length > 0) {
-            emit({ type: "tool-call-delta", index: 0, toolCallIndex: chunk.callIndex, argumentsDelta: chunk.paramsChunk });
-          }
-          call.text += chunk.paramsChunk;
-        };
-      }
-      let stopReason: string;
-      try {
-        const result = await chat.generateResponse(history, options);
-        stopReason = result.metadata.stopReason;
-        // Calls whose parameters never streamed (no parameters) still need their id, name and "{}".
-        for (const [index, call] of (result.functionCalls ?? []).entries()) {
-          const streamed = autoCalls.get(index);
-          if (!streamed) {
-            const argumentsText = call.params === undefined ? "{}" : JSON.stringify(call.params);
-            emit({ type: "tool-call-delta", index: 0, toolCallIndex: index, id: newToolCallId(), name: call.functionName, argumentsDelta: argumentsText });
-          } else if (streamed.text.trim().length === 0) {
-            emit({ type: "tool-call-delta", index: 0, toolCallIndex: index, argumentsDelta: "{}" });
-          }
-        }
-      } catch (error) {
-        // With stopOnAbortSignal an abort before the first token still throws the abort reason.
+      // Choices run one after another on this sequence: each later one erases back to the evaluated
+      // prompt (keeping all of it but the last token), so the prompt is evaluated once.
+      for (let index = 0; index < choices; index++) {
         if (signal.aborted) return;
-        throw error;
-      } finally {
-        chat.dispose();
+        const reused = await keepCommonPrefix(sequence, prompt);
+        if (index === 0) usage.reusedPromptTokens += reused;
+        if (!(await generateChoice(sequence, index, samplingForChoice(sampling, index), emit, signal))) return;
       }
-      if (signal.aborted || stopReason === "abort") return;
-
-      let finishReason: FinishReason = stopReason === "maxTokens" ? "length" : "stop";
-      if (forced) {
-        for (const event of forced.finish(finishReason !== "length")) emit(event);
-        if (forced.started && finishReason !== "length") finishReason = "tool_calls";
-      } else if (stopReason === "functionCalls" || autoCalls.size > 0) {
-        finishReason = "tool_calls";
-      }
-      emit({ type: "finish", index: 0, finishReason, completionTokens: completionTokens(sequence, meterBefore, stopReason) });
     },
   };
+
+  /** Generates choice `index`; false when the job was aborted (no `finish` sent). */
+  async function generateChoice(
+    sequence: LlamaContextSequence,
+    index: number,
+    choiceSampling: SamplingOptions,
+    emit: (event: JobEvent) => void,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: runtime.chatWrapper, autoDisposeSequence: false });
+    const meterBefore = sequence.tokenMeter.getState();
+    const forced = effectiveToolMode.kind === "forced" ? new ForcedToolCallStream(index) : undefined;
+    const autoCalls = new Map<number, { id: string; name: string; text: string }>();
+    const options: LLamaChatGenerateResponseOptions<ChatModelFunctions> = {
+      ...choiceSampling,
+      maxTokens,
+      signal,
+      stopOnAbortSignal: true,
+      onTextChunk(text) {
+        if (text.length === 0) return;
+        if (forced) for (const event of forced.push(text)) emit(event);
+        else emit({ type: "text-delta", index, text });
+      },
+    };
+    if (customStopTriggers) options.customStopTriggers = customStopTriggers;
+    if (grammar) options.grammar = grammar;
+    if (functions) {
+      options.functions = functions;
+      options.documentFunctionParams = true;
+      options.onFunctionCallParamsChunk = (chunk) => {
+        let call = autoCalls.get(chunk.callIndex);
+        if (!call) {
+          call = { id: newToolCallId(), name: chunk.functionName, text: "" };
+          autoCalls.set(chunk.callIndex, call);
+          emit({ type: "tool-call-delta", index, toolCallIndex: chunk.callIndex, id: call.id, name: call.name, argumentsDelta: chunk.paramsChunk });
+        } else if (chunk.paramsChunk.length > 0) {
+          emit({ type: "tool-call-delta", index, toolCallIndex: chunk.callIndex, argumentsDelta: chunk.paramsChunk });
+        }
+        call.text += chunk.paramsChunk;
+      };
+    }
+    let stopReason: string;
+    try {
+      const result = await chat.generateResponse(history, options);
+      stopReason = result.metadata.stopReason;
+      // Calls whose parameters never streamed (no parameters) still need their id, name and "{}".
+      for (const [callIndex, call] of (result.functionCalls ?? []).entries()) {
+        const streamed = autoCalls.get(callIndex);
+        if (!streamed) {
+          const argumentsText = call.params === undefined ? "{}" : JSON.stringify(call.params);
+          emit({ type: "tool-call-delta", index, toolCallIndex: callIndex, id: newToolCallId(), name: call.functionName, argumentsDelta: argumentsText });
+        } else if (streamed.text.trim().length === 0) {
+          emit({ type: "tool-call-delta", index, toolCallIndex: callIndex, argumentsDelta: "{}" });
+        }
+      }
+    } catch (error) {
+      // With stopOnAbortSignal an abort before the first token still throws the abort reason.
+      if (signal.aborted) return false;
+      throw error;
+    } finally {
+      chat.dispose();
+    }
+    if (signal.aborted || stopReason === "abort") return false;
+
+    let finishReason: FinishReason = stopReason === "maxTokens" ? "length" : "stop";
+    if (forced) {
+      for (const event of forced.finish(finishReason !== "length")) emit(event);
+      if (forced.started && finishReason !== "length") finishReason = "tool_calls";
+    } else if (stopReason === "functionCalls" || autoCalls.size > 0) {
+      finishReason = "tool_calls";
+    }
+    emit({ type: "finish", index, finishReason, completionTokens: completionTokens(sequence, meterBefore, stopReason) });
+    return true;
+  }
+}
+
+/**
+ * Sampling for choice `index`: with a seed, choice i uses seed + i, so the
+ * choices differ yet the whole answer repeats; without one each samples anew.
+ */
+export function samplingForChoice(sampling: SamplingOptions, index: number): SamplingOptions {
+  return sampling.seed === undefined || index === 0 ? sampling : { ...sampling, seed: sampling.seed + index };
 }
 
 /**

@@ -1,10 +1,10 @@
 /**
- * Completion jobs: raw text continuation of each prompt, one choice per
+ * Completion jobs: raw text continuation of each prompt, `n` choices per
  * prompt, in order, on one pooled sequence.
  */
 import { LlamaCompletion, LlamaVocabularyType, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
 import { invalidRequest, type CompletionJob, type FinishReason } from "@switchboard/protocol";
-import { completionTokens } from "./chat-job.js";
+import { completionTokens, samplingForChoice } from "./chat-job.js";
 import { keepCommonPrefix, prefixAffinity, promptTooLong, resetSequence, type JobPlan } from "./job-plan.js";
 import type { ModelRuntime } from "./model-runtime.js";
 import { samplingOptions, stopTriggers } from "./sampling.js";
@@ -30,44 +30,51 @@ export function planCompletion(job: CompletionJob, runtime: ModelRuntime): JobPl
   });
   const sampling = samplingOptions(job.sampling);
   const customStopTriggers = stopTriggers(job.stop);
+  const perPrompt = job.n ?? 1;
 
   return {
-    choices: prompts.length,
+    choices: prompts.length * perPrompt,
     promptTokens: prompts.reduce((sum, prompt) => sum + prompt.count, 0),
     pool: runtime.sequences,
     affinity: prefixAffinity(prompts[0]?.evaluated ?? []),
     reset: resetSequence,
     async execute(sequence, emit, signal, usage) {
-      for (const [index, prompt] of prompts.entries()) {
-        if (signal.aborted) return;
-        usage.reusedPromptTokens += await keepCommonPrefix(sequence, prompt.evaluated);
-        const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
-        const meterBefore = sequence.tokenMeter.getState();
-        let stopReason: string;
-        try {
-          const result = await completion.generateCompletionWithMeta(prompt.tokens as Token[], {
-            ...sampling,
-            maxTokens: prompt.maxTokens,
-            signal,
-            stopOnAbortSignal: true,
-            // The prompt was checked to fit: never drop its start or shift the context.
-            disableContextShift: true,
-            contextShiftSize: 1,
-            ...(customStopTriggers ? { customStopTriggers } : {}),
-            onTextChunk(text) {
-              if (text.length > 0) emit({ type: "text-delta", index, text });
-            },
-          });
-          stopReason = result.metadata.stopReason;
-        } catch (error) {
+      for (const [promptIndex, prompt] of prompts.entries()) {
+        // The prompt's later choices erase back to it and re-evaluate only its last token.
+        for (let choice = 0; choice < perPrompt; choice++) {
           if (signal.aborted) return;
-          throw error;
-        } finally {
-          completion.dispose();
+          const kept = await keepCommonPrefix(sequence, prompt.evaluated);
+          if (choice === 0) usage.reusedPromptTokens += kept;
+          // OpenAI's order: all choices of the first prompt, then of the next.
+          const index = promptIndex * perPrompt + choice;
+          const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
+          const meterBefore = sequence.tokenMeter.getState();
+          let stopReason: string;
+          try {
+            const result = await completion.generateCompletionWithMeta(prompt.tokens as Token[], {
+              ...samplingForChoice(sampling, choice),
+              maxTokens: prompt.maxTokens,
+              signal,
+              stopOnAbortSignal: true,
+              // The prompt was checked to fit: never drop its start or shift the context.
+              disableContextShift: true,
+              contextShiftSize: 1,
+              ...(customStopTriggers ? { customStopTriggers } : {}),
+              onTextChunk(text) {
+                if (text.length > 0) emit({ type: "text-delta", index, text });
+              },
+            });
+            stopReason = result.metadata.stopReason;
+          } catch (error) {
+            if (signal.aborted) return;
+            throw error;
+          } finally {
+            completion.dispose();
+          }
+          if (signal.aborted || stopReason === "abort") return;
+          const finishReason: FinishReason = stopReason === "maxTokens" ? "length" : "stop";
+          emit({ type: "finish", index, finishReason, completionTokens: completionTokens(sequence, meterBefore, stopReason) });
         }
-        if (signal.aborted || stopReason === "abort") return;
-        const finishReason: FinishReason = stopReason === "maxTokens" ? "length" : "stop";
-        emit({ type: "finish", index, finishReason, completionTokens: completionTokens(sequence, meterBefore, stopReason) });
       }
     },
   };

@@ -352,6 +352,101 @@ describe("completions", () => {
   });
 });
 
+describe("several choices (n)", () => {
+  const finishes = (events: JobEvent[]) => events.filter((event) => event.type === "finish");
+  const seededChat = (overrides: Partial<ChatJob> = {}) => chatJob({ sampling: { temperature: 1, seed: 11 }, maxTokens: 24, ...overrides });
+
+  it("generates n chat choices on one sequence, choice i as a single request with seed + i", async () => {
+    const events = await collect(seededChat({ n: 3 }));
+    const single = await collect(seededChat());
+    expect(events[0]).toMatchObject({ type: "accepted", promptTokens: (single[0] as Extract<JobEvent, { type: "accepted" }>).promptTokens });
+    expect(finishes(events).map((event) => event.index)).toEqual([0, 1, 2]);
+    expect(events.at(-1)).toMatchObject({ type: "finish", index: 2 });
+    // Choice 0 is the single answer; later choices start from the prompt, not from an earlier choice's reply.
+    expect(textOf(events, 0)).toBe(textOf(single));
+    for (const index of [1, 2]) expect(textOf(events, index)).toBe(textOf(await collect(seededChat({ sampling: { temperature: 1, seed: 11 + index } }))));
+    expect(new Set([0, 1, 2].map((index) => textOf(events, index))).size).toBeGreaterThan(1);
+    // Deltas of a choice all come before the next choice starts.
+    const order = events.flatMap((event) => (event.type === "text-delta" || event.type === "finish" ? [event.index] : []));
+    expect(order).toEqual([...order].sort());
+  });
+
+  it("reports one finished job to metrics: output tokens summed, its own later choices not counted as reuse", async () => {
+    const finished: Parameters<LlamaEngineMetrics["jobFinished"]>[0][] = [];
+    const metrics: LlamaEngineMetrics = { modelLoaded() {}, jobFinished: (info) => void finished.push(info) };
+    const engine = new LlamaBackend({ models: [modelConfig({ sequences: 1 })], resolvePath: async () => modelPath, llama, metrics });
+    extraBackends.push(engine);
+    await engine.whenReady("tiny");
+    const events = await collect(seededChat({ n: 2 }), undefined, engine);
+    const summed = finishes(events).reduce((sum, event) => sum + (event.type === "finish" ? event.completionTokens : 0), 0);
+    expect(finished).toEqual([expect.objectContaining({ outcome: "completed", reusedPromptTokens: 0, completionTokens: summed })]);
+  });
+
+  it("forces a tool call in every choice, each with its own id", async () => {
+    const tool = { name: "lookup", parameters: { type: "object", properties: { term: { type: "string", maxLength: 12 } }, required: ["term"] } };
+    const events = await collect(seededChat({ n: 2, maxTokens: 64, tools: [tool], toolChoice: "required" }));
+    const ids = [0, 1].map((index) => {
+      const deltas = events.filter((event) => event.type === "tool-call-delta" && event.index === index);
+      expect(deltas.length).toBeGreaterThan(0);
+      const first = deltas[0] as Extract<JobEvent, { type: "tool-call-delta" }>;
+      expect(first).toMatchObject({ name: "lookup", toolCallIndex: 0 });
+      expect(JSON.parse(deltas.map((delta) => (delta.type === "tool-call-delta" ? delta.argumentsDelta : "")).join(""))).toHaveProperty("term");
+      expect(finishOf(events, index)).toMatchObject({ finishReason: "tool_calls" });
+      return first.id;
+    });
+    expect(ids[0]).toMatch(/^call_/);
+    expect(ids[1]).not.toBe(ids[0]);
+  });
+
+  it("constrains every choice by the JSON schema and stops every choice at a stop string", async () => {
+    const schema = { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"], additionalProperties: false };
+    const json = await collect(seededChat({ n: 2, maxTokens: 64, responseFormat: { type: "json_schema", name: "ok", schema } }));
+    for (const index of [0, 1]) expect(typeof JSON.parse(textOf(json, index)).ok).toBe("boolean");
+
+    const full = await collect(chatJob({ maxTokens: 40 }));
+    const stop = textOf(full).slice(3, 5);
+    const stopped = await collect(chatJob({ n: 2, maxTokens: 40, stop: [stop] }));
+    for (const index of [0, 1]) {
+      expect(textOf(stopped, index)).toBe(textOf(full).slice(0, textOf(full).indexOf(stop)));
+      expect(finishOf(stopped, index)).toMatchObject({ finishReason: "stop" });
+    }
+  });
+
+  it("gives completions n choices per prompt in OpenAI's order: prompt by prompt", async () => {
+    const completion = (prompts: string[], seed: number, n?: number): CompletionJob => ({
+      kind: "completion",
+      id: `completion-${++jobCounter}`,
+      requestId: "request",
+      model: "tiny",
+      prompts,
+      maxTokens: 8,
+      sampling: { temperature: 1, seed },
+      stop: [],
+      ...(n === undefined ? {} : { n }),
+    });
+    const prompts = ["The weather", "Once upon"];
+    const events = await collect(completion(prompts, 21, 2));
+    const single = await collect(completion(prompts, 21));
+    expect(events[0]).toMatchObject({ type: "accepted", promptTokens: (single[0] as Extract<JobEvent, { type: "accepted" }>).promptTokens });
+    expect(finishes(events).map((event) => event.index)).toEqual([0, 1, 2, 3]);
+    // Index p * n + i is prompt p with seed + i.
+    expect(textOf(events, 0)).toBe(textOf(await collect(completion([prompts[0]!], 21))));
+    expect(textOf(events, 1)).toBe(textOf(await collect(completion([prompts[0]!], 22))));
+    expect(textOf(events, 2)).toBe(textOf(await collect(completion([prompts[1]!], 21))));
+    expect(textOf(events, 3)).toBe(textOf(await collect(completion([prompts[1]!], 22))));
+  });
+
+  it("an abort during a later choice ends the job with an error and no further finish", async () => {
+    const controller = new AbortController();
+    const job = startJob(longJob({ n: 3, maxTokens: 1900 }), backend, controller.signal);
+    await job.until((events) => events.some((event) => event.type === "text-delta" && event.index === 1));
+    controller.abort();
+    await job.done;
+    expect(finishes(job.events).map((event) => event.index)).toEqual([0]);
+    expect(job.events.at(-1)).toMatchObject({ type: "error", error: { code: "request_cancelled" } });
+  });
+});
+
 describe("embeddings", () => {
   const embeddingJob = (input: string[]): EmbeddingJob => ({ kind: "embedding", id: `embedding-${++jobCounter}`, requestId: "request", model: "tiny", input });
 

@@ -111,7 +111,7 @@ export const samplingProperties = {
   stream: Type.Optional(Nullable(Type.Boolean({ description: "Stream the answer as server-sent events (`data: {chunk}` ... `data: [DONE]`)." }))),
   stream_options: Type.Optional(StreamOptionsSchema),
   n: Type.Optional(
-    Nullable(Type.Integer({ minimum: 1, maximum: 128, description: "Number of choices. Only 1 is supported; larger values are answered with 400." })),
+    Nullable(Type.Integer({ minimum: 1, maximum: 128, description: "Number of choices (per prompt for text completions). Local models serve 1-8, generated one after another; with `seed`, choice i samples with seed + i. Remote models and the router serve 1; more is answered with 400." })),
   ),
   logit_bias: Type.Optional(Nullable(JsonObject({ description: "Not supported: a non-empty map is answered with 400." }))),
   user: Type.Optional(Type.String({ description: "End-user identifier; accepted and ignored." })),

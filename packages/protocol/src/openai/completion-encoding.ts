@@ -77,7 +77,10 @@ export class CompletionAccumulator {
   #promptTokens = 0;
   #completionTokens = 0;
 
-  /** @param choiceCount one choice per prompt, so prompts that produced no text still get a choice. */
+  /**
+   * @param choiceCount choices known up front, so prompts that produced no text still get a choice;
+   * a finished choice past it (with `n` > 1) gets one too.
+   */
   constructor(identity: CompletionIdentity, choiceCount: number) {
     this.#identity = identity;
     for (let index = 0; index < choiceCount; index++) this.#texts.push([]);
@@ -92,6 +95,7 @@ export class CompletionAccumulator {
         (this.#texts[event.index] ??= []).push(event.text);
         return;
       case "finish":
+        this.#texts[event.index] ??= [];
         this.#finishReasons[event.index] = event.finishReason;
         this.#completionTokens += event.completionTokens;
         if (event.promptTokens !== undefined) this.#promptTokens = event.promptTokens;

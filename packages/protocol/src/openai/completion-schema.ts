@@ -17,7 +17,7 @@ export const CompletionRequestSchema = Type.Object(
       ],
       {
         description:
-          "The prompt: a string, or a list of strings (one choice per prompt). Token arrays are valid OpenAI input but not served here: they are answered with 400.",
+          "The prompt: a string, or a list of strings (`n` choices per prompt, prompt by prompt). Token arrays are valid OpenAI input but not served here: they are answered with 400.",
       },
     ),
     max_tokens: Type.Optional(

@@ -140,6 +140,21 @@ describe("text completion encoding", () => {
       [2, "", "stop"],
     ]);
   });
+
+  it("keeps a choice past the prompt count (n per prompt) that produced no text", () => {
+    const accumulator = new CompletionAccumulator({ ...identity, id: "cmpl-abc" }, 1);
+    accumulator.add({ type: "accepted", jobId: "j", model: "m", promptTokens: 4 });
+    accumulator.add({ type: "text-delta", index: 0, text: "one" });
+    accumulator.add({ type: "finish", index: 0, finishReason: "stop", completionTokens: 2 });
+    accumulator.add({ type: "finish", index: 1, finishReason: "stop", completionTokens: 1 });
+    const response = accumulator.toResponse();
+    expect(response.choices.map((choice) => [choice.index, choice.text])).toEqual([
+      [0, "one"],
+      [1, ""],
+    ]);
+    // Prompt tokens are counted once for all choices; completion tokens add up.
+    expect(response.usage).toEqual({ prompt_tokens: 4, completion_tokens: 3, total_tokens: 7 });
+  });
 });
 
 describe("embedding encoding", () => {
