@@ -4,44 +4,23 @@
  * by the official `openai` client and as raw server-sent events; the router
  * keeps to one.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import OpenAI from "openai";
-import { pino } from "pino";
+import type OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig } from "@switchboard/catalog";
-import { createEmbeddedServer, type EmbeddedServer } from "../src/embedded.js";
+import { startTinyServer, type TinyServer } from "./tiny-server.js";
 
 const MODEL = "tiny-choices";
 
-let server: EmbeddedServer;
+let tiny: TinyServer;
 let baseUrl: string;
-let modelsDir: string;
 let client: OpenAI;
 
 beforeAll(async () => {
-  modelsDir = mkdtempSync(join(tmpdir(), "switchboard-choices-"));
-  const config = parseConfig(
-    {
-      server: { host: "127.0.0.1", port: 0, logLevel: "silent" },
-      modelsDir,
-      models: [{ id: MODEL, backend: "llama", source: "generated:tiny", contextSize: 1024, sequences: 2, defaultMaxTokens: 12 }],
-      router: { planner: MODEL },
-    },
-    { env: {}, baseDir: modelsDir },
-  );
-  server = await createEmbeddedServer({ config, logger: pino({ level: "silent" }) });
-  await server.app.listen({ host: "127.0.0.1", port: 0 });
-  const address = server.app.server.address() as { port: number };
-  baseUrl = `http://127.0.0.1:${address.port}`;
-  client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: "unused", maxRetries: 0 });
-  expect((await server.backend.whenReady(MODEL)).state).toBe("ready");
+  tiny = await startTinyServer(MODEL);
+  ({ baseUrl, client } = tiny);
 }, 60_000);
 
 afterAll(async () => {
-  await server?.close();
-  rmSync(modelsDir, { recursive: true, force: true });
+  await tiny?.close();
 });
 
 const messages = [{ role: "user" as const, content: "Name a colour." }];

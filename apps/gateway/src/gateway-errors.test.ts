@@ -147,6 +147,43 @@ describe("bad input", () => {
     expect((await chat({ model: REMOTE_CHAT, messages: user, n: 1 })).statusCode).toBe(200);
   });
 
+  it("a logit_bias with a bad key, a bad value or too many entries → 400 naming the entry, on both routes", async () => {
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      [{ "50256": 101 }, "logit_bias.50256", /from -100 to 100/],
+      [{ "7": -100.5 }, "logit_bias.7", /from -100 to 100/],
+      [{ "7": "5" }, "logit_bias.7", /expected a number/],
+      [{ "7": null }, "logit_bias.7", /expected a number/],
+      [{ hello: 5 }, "logit_bias.hello", /non-negative integers/],
+      [{ "-3": 5 }, "logit_bias.-3", /non-negative integers/],
+      [{ "1.5": 5 }, "logit_bias.1.5", /non-negative integers/],
+      [{ "007": 5 }, "logit_bias.007", /non-negative integers/],
+      [Object.fromEntries(Array.from({ length: 301 }, (_, id) => [id, 1])), "logit_bias", /at most 300/],
+    ];
+    for (const [logit_bias, param, message] of cases) {
+      const error = openAIError(await chat({ model: TEST_MODEL, messages: user, logit_bias }), 400);
+      expect(error, JSON.stringify(logit_bias).slice(0, 40)).toMatchObject({ type: "invalid_request_error", param });
+      expect(error.message).toMatch(message);
+      const completion = openAIError(await gateway.app.inject({ method: "POST", url: "/v1/completions", payload: { model: TEST_MODEL, prompt: "a", logit_bias } }), 400);
+      expect(completion.param).toBe(param);
+    }
+    // The bounds themselves, OpenAI's limit of 300 entries, and an empty map are accepted.
+    const edges = Object.fromEntries(Array.from({ length: 300 }, (_, id) => [id, id % 2 === 0 ? -100 : 100]));
+    for (const logit_bias of [edges, {}, null]) expect((await chat({ model: TEST_MODEL, messages: user, logit_bias })).statusCode).toBe(200);
+  });
+
+  it("logit_bias on a remote model → 400 on logit_bias: its token ids are not ours", async () => {
+    const remote = openAIError(await chat({ model: REMOTE_CHAT, messages: user, logit_bias: { "15": 10 } }), 400);
+    expect(remote.param).toBe("logit_bias");
+    expect(remote.message).toMatch(/does not take 'logit_bias'/);
+    const remoteCompletion = openAIError(
+      await gateway.app.inject({ method: "POST", url: "/v1/completions", payload: { model: REMOTE_CHAT, prompt: "a", logit_bias: { "15": 10 } } }),
+      400,
+    );
+    expect(remoteCompletion.param).toBe("logit_bias");
+    // An empty map asks for nothing: the request goes on.
+    expect((await chat({ model: REMOTE_CHAT, messages: user, logit_bias: {} })).statusCode).toBe(200);
+  });
+
   it("non-text content parts → 400 naming the part", async () => {
     const error = openAIError(
       await chat({ model: TEST_MODEL, messages: [{ role: "user", content: [{ type: "text", text: "look" }, { type: "image_url", image_url: { url: "http://x" } }] }] }),

@@ -232,6 +232,15 @@ describe("requests become jobs", () => {
     expect(lastJob<ChatJob>().sampling.temperature).toBe(0);
   });
 
+  it("carries logit_bias into the job's sampling; an empty map as none", async () => {
+    const send = (logit_bias: unknown) =>
+      gateway.app.inject({ method: "POST", url: "/v1/completions", payload: { model: TEST_MODEL, prompt: "x", logit_bias } });
+    expect((await send({ "12": -100, "0": 2.5 })).statusCode).toBe(200);
+    expect(lastJob<CompletionJob>().sampling.logitBias).toEqual({ "12": -100, "0": 2.5 });
+    expect((await send({})).statusCode).toBe(200);
+    expect(lastJob<CompletionJob>().sampling).not.toHaveProperty("logitBias");
+  });
+
   it("carries tools, tool_choice and response_format", async () => {
     const schema = { $schema: "http://json-schema.org/draft-07/schema#", type: "object", properties: { n: { type: "integer" } }, required: ["n"] };
     await gateway.app.inject({

@@ -37,6 +37,9 @@ export const DEFAULT_REMOTE_MAX_TOKENS = 1024;
  */
 export const MAX_CHOICES = 8;
 
+/** Most `logit_bias` entries one request may carry (OpenAI's limit). */
+export const MAX_LOGIT_BIAS = 300;
+
 /** Ids the gateway made for this request. */
 export interface JobIdentity {
   id: string;
@@ -50,7 +53,6 @@ type SamplingRequest = Pick<
 
 export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, identity: JobIdentity): ChatJob {
   requireRemoteTask(model, "conversational", "chat completions");
-  checkCommon(body);
   const choices = choiceCount(body.n, model);
   if (body.logprobs === true) throw invalidRequest("Log probabilities are not supported: leave out 'logprobs' or set it to false.", "logprobs");
   if (body.functions !== undefined && body.functions !== null)
@@ -82,7 +84,6 @@ export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, id
 
 export function buildCompletionJob(body: CompletionRequest, model: ModelConfig, identity: JobIdentity): CompletionJob {
   requireRemoteTask(model, "text-generation", "text completions");
-  checkCommon(body);
   const choices = choiceCount(body.n, model);
   if (body.echo === true) throw invalidRequest("'echo' is not supported: leave it out or set it to false.", "echo");
   if (body.suffix !== undefined && body.suffix !== null && body.suffix !== "")
@@ -145,9 +146,32 @@ function choiceCount(n: number | null | undefined, model: ModelConfig): number {
   return n;
 }
 
-function checkCommon(body: SamplingRequest): void {
-  if (body.logit_bias !== undefined && body.logit_bias !== null && Object.keys(body.logit_bias).length > 0)
-    throw invalidRequest("'logit_bias' is not supported: leave it out.", "logit_bias");
+/**
+ * OpenAI `logit_bias`, checked for shape: token-id keys, biases in
+ * [-100, 100], at most MAX_LOGIT_BIAS entries. Undefined when empty. Whether
+ * each id is in the model's vocabulary is the engine's check.
+ */
+function logitBias(bias: SamplingRequest["logit_bias"], model: ModelConfig): Record<string, number> | undefined {
+  if (bias === undefined || bias === null) return undefined;
+  const entries = Object.entries(bias);
+  if (entries.length === 0) return undefined;
+  // A remote provider may not take it, or read the ids with another tokenizer: refused rather than passed on.
+  if (model.backend === "hf")
+    throw invalidRequest(`The model '${model.id}' does not take 'logit_bias' (it is a remote model): leave it out, or choose a local model.`, "logit_bias");
+  if (entries.length > MAX_LOGIT_BIAS)
+    throw invalidRequest(`'logit_bias' may hold at most ${MAX_LOGIT_BIAS} entries (got ${entries.length}): drop the least important ones.`, "logit_bias");
+  const result: Record<string, number> = {};
+  for (const [key, value] of entries) {
+    const param = `logit_bias.${key}`;
+    if (!/^(0|[1-9]\d*)$/.test(key) || !Number.isSafeInteger(Number(key)))
+      throw invalidRequest(`Invalid key in 'logit_bias': '${key}'. Keys must be token ids, written as non-negative integers without leading zeros ("15339").`, param);
+    if (typeof value !== "number" || !Number.isFinite(value))
+      throw invalidRequest(`Invalid type for '${param}': expected a number from -100 to 100, but got ${JSON.stringify(value)} instead.`, param);
+    if (value < -100 || value > 100)
+      throw invalidRequest(`Invalid '${param}': the bias must be from -100 to 100 (-100 bans the token, 100 all but forces it), but got ${value} instead.`, param);
+    result[key] = value;
+  }
+  return result;
 }
 
 /** The requested output limit, defaulted and capped by the model's configuration. */
@@ -164,6 +188,8 @@ function sampling(body: SamplingRequest, model: ModelConfig): JobSampling {
   if (body.seed !== undefined && body.seed !== null) result.seed = body.seed;
   if (body.presence_penalty !== undefined && body.presence_penalty !== null) result.presencePenalty = body.presence_penalty;
   if (body.frequency_penalty !== undefined && body.frequency_penalty !== null) result.frequencyPenalty = body.frequency_penalty;
+  const bias = logitBias(body.logit_bias, model);
+  if (bias !== undefined) result.logitBias = bias;
   return result;
 }
 

@@ -60,6 +60,9 @@ function checkRouterChat(body: ChatCompletionRequest): void {
   if (body.response_format !== undefined && body.response_format !== null && body.response_format.type !== "text")
     throw invalidRequest("The router writes free text: leave out 'response_format' or set it to {\"type\": \"text\"}.", "response_format");
   if (body.logprobs === true) throw invalidRequest("Log probabilities are not supported: leave out 'logprobs' or set it to false.", "logprobs");
+  // Token ids mean nothing across the several models a run calls.
+  if (body.logit_bias !== undefined && body.logit_bias !== null && Object.keys(body.logit_bias).length > 0)
+    throw invalidRequest("The router does not take 'logit_bias' (its runs call several models, each with its own tokens): leave it out.", "logit_bias");
 }
 
 /** Answers a chat completion on the router model: the run's answer as the reply, its progress as reasoning. */

@@ -51,6 +51,12 @@ export interface JobSampling {
   seed?: number;
   presencePenalty?: number;
   frequencyPenalty?: number;
+  /**
+   * OpenAI `logit_bias`: token id (of the model's own tokenizer, as a decimal
+   * string) → bias from -100 to 100 added to that token's logit. The gateway
+   * checks the shape; the engine checks the ids against the vocabulary.
+   */
+  logitBias?: Record<string, number>;
 }
 
 interface JobBase {

@@ -43,7 +43,7 @@ export async function planChat(job: ChatJob, runtime: ModelRuntime): Promise<Job
   const maxTokens = Math.min(job.maxTokens, room);
 
   const grammar = await chatGrammar(job, effectiveToolMode, maxTokens, runtime);
-  const sampling = samplingOptions(job.sampling);
+  const sampling = samplingOptions(job.sampling, runtime.model);
   const customStopTriggers = stopTriggers(job.stop);
 
   const choices = job.n ?? 1;

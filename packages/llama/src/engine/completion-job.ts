@@ -28,7 +28,7 @@ export function planCompletion(job: CompletionJob, runtime: ModelRuntime): JobPl
     const evaluated = bos === undefined ? tokens : [bos, ...tokens];
     return { tokens, evaluated, count, maxTokens: Math.min(job.maxTokens, contextSize - count - 1) };
   });
-  const sampling = samplingOptions(job.sampling);
+  const sampling = samplingOptions(job.sampling, model);
   const customStopTriggers = stopTriggers(job.stop);
   const perPrompt = job.n ?? 1;
 

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ajv, type AnySchema } from "ajv";
 import addFormatsModule from "ajv-formats";
-import { getLlama, LlamaChat, resolveChatWrapper, type Llama, type LlamaModel } from "node-llama-cpp";
+import { getLlama, LlamaChat, resolveChatWrapper, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LlamaModelConfig } from "@switchboard/catalog";
 import { silentLogger, type ChatJob, type CompletionJob, type EmbeddingJob, type Job, type JobEvent } from "@switchboard/protocol";
@@ -444,6 +444,77 @@ describe("several choices (n)", () => {
     await job.done;
     expect(finishes(job.events).map((event) => event.index)).toEqual([0]);
     expect(job.events.at(-1)).toMatchObject({ type: "error", error: { code: "request_cancelled" } });
+  });
+});
+
+describe("logit_bias", () => {
+  const letter = () => model.tokenize("x")[0]!;
+  const seeded = (overrides: Partial<ChatJob> = {}) => chatJob({ sampling: { temperature: 1, seed: 5 }, maxTokens: 12, ...overrides });
+  const completion = (overrides: Partial<CompletionJob> = {}): CompletionJob => ({
+    kind: "completion",
+    id: `completion-${++jobCounter}`,
+    requestId: "request",
+    model: "tiny",
+    prompts: ["The weather"],
+    maxTokens: 10,
+    sampling: { temperature: 1, seed: 5 },
+    stop: [],
+    ...overrides,
+  });
+
+  it("+100 on one token makes every chat token that token, in every choice (n = 2)", async () => {
+    const events = await collect(seeded({ n: 2, sampling: { temperature: 1, seed: 5, logitBias: { [letter()]: 100 } } }));
+    for (const index of [0, 1]) {
+      expect(textOf(events, index)).toBe("x".repeat(12));
+      expect(finishOf(events, index)).toMatchObject({ finishReason: "length", completionTokens: 12 });
+    }
+  });
+
+  it("+100 on one token makes a completion that token, for a greedy and a seeded run", async () => {
+    for (const sampling of [{ temperature: 0 }, { temperature: 1, seed: 9 }])
+      expect(textOf(await collect(completion({ sampling: { ...sampling, logitBias: { [letter()]: 100 } } })))).toBe("x".repeat(10));
+  });
+
+  it("-100 on the tokens a plain seeded run produced first changes the output and never produces them, in every choice", async () => {
+    const vocabularySize = model.fileInfo.metadata.tokenizer.ggml.tokens.length;
+    const jobs: ((overrides: Pick<Partial<ChatJob>, "n" | "sampling">) => Job)[] = [seeded, completion];
+    for (const job of jobs) {
+      const plain = textOf(await collect(job({})));
+      // Text can be spelled by several token sequences: ban every token that spells one of the opening characters.
+      const bannedCharacters = [...new Set(plain.replace(/\s/g, "").slice(0, 3))];
+      expect(bannedCharacters.length).toBeGreaterThan(0);
+      const banned = Array.from({ length: vocabularySize }, (_, token) => token).filter((token) =>
+        bannedCharacters.some((character) => model.detokenize([token as Token]).includes(character)),
+      );
+      const logitBias = Object.fromEntries(banned.map((token) => [token, -100]));
+      const events = await collect(job({ n: 2, sampling: { temperature: 1, seed: 5, logitBias } }));
+      for (const index of [0, 1]) {
+        const biased = textOf(events, index);
+        expect(biased.length).toBeGreaterThan(0);
+        expect(biased).not.toBe(plain);
+        for (const character of bannedCharacters) expect(biased).not.toContain(character);
+      }
+    }
+  });
+
+  it("an empty map answers as no bias", async () => {
+    expect(textOf(await collect(seeded({ sampling: { temperature: 1, seed: 5, logitBias: {} } })))).toBe(textOf(await collect(seeded())));
+  });
+
+  it("refuses an id outside the vocabulary, or an end-of-generation token, with a 400 naming it, before accepting", async () => {
+    const vocabularySize = model.fileInfo.metadata.tokenizer.ggml.tokens.length;
+    for (const id of [vocabularySize, 999999]) {
+      for (const job of [seeded({ sampling: { logitBias: { [letter()]: 5, [id]: -100 } } }), completion({ sampling: { logitBias: { [id]: 1 } } })]) {
+        const events = await collect(job);
+        expect(events).toEqual([
+          { type: "error", error: expect.objectContaining({ status: 400, type: "invalid_request_error", param: `logit_bias.${id}`, message: expect.stringContaining("vocabulary") }) },
+        ]);
+      }
+    }
+    const eos = model.tokens.eos!;
+    expect(await collect(seeded({ sampling: { logitBias: { [eos]: -100 } } }))).toEqual([
+      { type: "error", error: expect.objectContaining({ status: 400, param: `logit_bias.${eos}` }) },
+    ]);
   });
 });
 

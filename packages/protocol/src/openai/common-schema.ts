@@ -113,6 +113,14 @@ export const samplingProperties = {
   n: Type.Optional(
     Nullable(Type.Integer({ minimum: 1, maximum: 128, description: "Number of choices (per prompt for text completions). Local models serve 1-8, generated one after another; with `seed`, choice i samples with seed + i. Remote models and the router serve 1; more is answered with 400." })),
   ),
-  logit_bias: Type.Optional(Nullable(JsonObject({ description: "Not supported: a non-empty map is answered with 400." }))),
+  // Keys and values are checked by the gateway, not here, so a 400 names the entry as `logit_bias.<id>`.
+  logit_bias: Type.Optional(
+    Nullable(
+      JsonObject({
+        description:
+          "Maps token ids (the model's own tokenizer's, as strings) to a bias from -100 to 100 added to the token's logit before sampling: -100 effectively bans the token, 100 makes it (nearly) the only choice. At most 300 entries; an id outside the vocabulary, or an end-of-generation token, is answered with 400 naming the entry (`logit_bias.50256`). Local models only; remote models and the router answer a non-empty map with 400.",
+      }),
+    ),
+  ),
   user: Type.Optional(Type.String({ description: "End-user identifier; accepted and ignored." })),
 };
