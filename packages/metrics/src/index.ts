@@ -24,7 +24,7 @@ export { GenerationTimer, tapEvents, type JobObserver, type JobOutcome } from ".
 export { CounterSeries, FastCounter, FastGauge, FastHistogram, GaugeSeries, HistogramSeries, type FastMetricOptions } from "./fast-metrics.js";
 export { GatewayRecorder, REJECTION_REASONS, type FinishedRequest, type HttpRequestLabels, type ObservedJob } from "./gateway-metrics.js";
 export { QueueRecorder, type QueueDepthSample, type QueueDepthSource, type QueueJobOutcome } from "./queue-metrics.js";
-export { HfRecorder, LlamaRecorder, WorkerRecorder, type CircuitSample, type CircuitSource, type LlamaLoadSource, type LlamaModelLoad } from "./worker-metrics.js";
+export { HfRecorder, LlamaRecorder, WorkerRecorder, type CircuitSample, type CircuitSource, type FinishedJob, type LlamaLoadSource, type LlamaModelLoad } from "./worker-metrics.js";
 export { RouterRecorder } from "./router-metrics.js";
 export { ConsoleStatsWindow, bucketQuantile, type ConsoleStats } from "./console-stats.js";
 export { parseExposition, sampleSum, seriesCount, type Exposition, type Sample } from "./exposition.js";

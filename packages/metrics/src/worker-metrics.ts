@@ -49,6 +49,18 @@ class WorkerJobObservation extends GenerationTimer implements JobObserver {
   }
 }
 
+/** One job as an engine reports it when it ends (the llama engine measures its own). */
+export interface FinishedJob {
+  model: string;
+  kind: string;
+  outcome: "completed" | "failed" | "cancelled";
+  promptTokens: number;
+  completionTokens: number;
+  seconds: number;
+  /** From the first output to the last `finish`; absent without output. */
+  decodeSeconds?: number;
+}
+
 export class WorkerRecorder {
   readonly jobDuration: FastHistogram<"model" | "backend" | "kind" | "outcome">;
   readonly tokens: FastCounter<"model" | "backend" | "type">;
@@ -86,16 +98,7 @@ export class WorkerRecorder {
    * llama engine, once per job): duration, tokens, and decode speed from the
    * output tokens after the first over `decodeSeconds`.
    */
-  recordJob(info: {
-    model: string;
-    backend: string;
-    kind: string;
-    outcome: "completed" | "failed" | "cancelled";
-    promptTokens: number;
-    completionTokens: number;
-    seconds: number;
-    decodeSeconds?: number;
-  }): void {
+  recordJob(info: FinishedJob & { backend: string }): void {
     const series = this.#seriesOf(info, info.backend);
     const outcome = info.outcome === "completed" || info.outcome === "cancelled" ? info.outcome : "failed";
     series[outcome].observe(info.seconds);
@@ -230,51 +233,35 @@ export class LlamaRecorder {
         }
       },
     });
-    this.waiting = new Gauge({
-      name: "switchboard_llama_waiting_jobs",
-      help: "Jobs waiting for a free sequence of a model.",
-      labelNames: ["model"],
-      registers,
-      collect() {
-        this.reset();
-        for (const [model, total] of read()) this.set({ model }, total.waiting);
-      },
-    });
-    this.contextUsed = new Gauge({
-      name: "switchboard_llama_context_used_tokens",
-      help: "Tokens held in a model's sequences now: prompts and outputs of the jobs running, and what idle sequences keep for reuse.",
-      labelNames: ["model"],
-      registers,
-      collect() {
-        this.reset();
-        for (const [model, total] of read()) this.set({ model }, total.contextTokens);
-      },
-    });
-    this.contextCached = new Gauge({
-      name: "switchboard_llama_context_cached_tokens",
-      help: "The part of the context tokens held by idle sequences, kept so that a prompt starting the same way is not evaluated again.",
-      labelNames: ["model"],
-      registers,
-      collect() {
-        this.reset();
-        for (const [model, total] of read()) this.set({ model }, total.cachedContextTokens);
-      },
-    });
+    /** A gauge per model, set from the sum of every source's `field` at scrape time. */
+    const perModel = (name: string, help: string, field: "waiting" | "contextTokens" | "cachedContextTokens" | "contextCapacity") =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["model"],
+        registers,
+        collect() {
+          this.reset();
+          for (const [model, total] of read()) this.set({ model }, total[field]);
+        },
+      });
+    this.waiting = perModel("switchboard_llama_waiting_jobs", "Jobs waiting for a free sequence of a model.", "waiting");
+    this.contextUsed = perModel(
+      "switchboard_llama_context_used_tokens",
+      "Tokens held in a model's sequences now: prompts and outputs of the jobs running, and what idle sequences keep for reuse.",
+      "contextTokens",
+    );
+    this.contextCached = perModel(
+      "switchboard_llama_context_cached_tokens",
+      "The part of the context tokens held by idle sequences, kept so that a prompt starting the same way is not evaluated again.",
+      "cachedContextTokens",
+    );
+    this.contextCapacity = perModel("switchboard_llama_context_capacity_tokens", "Tokens all of a model's sequences can hold.", "contextCapacity");
     this.promptTokensReused = new FastCounter({
       name: "switchboard_llama_prompt_tokens_reused_total",
       help: "Prompt tokens a job found already evaluated on its sequence (a shared start with an earlier job's prompt), so not evaluated again.",
       labelNames: ["model"],
       registers,
-    });
-    this.contextCapacity = new Gauge({
-      name: "switchboard_llama_context_capacity_tokens",
-      help: "Tokens all of a model's sequences can hold.",
-      labelNames: ["model"],
-      registers,
-      collect() {
-        this.reset();
-        for (const [model, total] of read()) this.set({ model }, total.contextCapacity);
-      },
     });
   }
 
@@ -284,16 +271,7 @@ export class LlamaRecorder {
   }
 
   /** Implements `LlamaEngineMetrics.jobFinished`: the worker's job metrics, measured by the engine. */
-  jobFinished(info: {
-    model: string;
-    kind: string;
-    outcome: "completed" | "failed" | "cancelled";
-    promptTokens: number;
-    reusedPromptTokens?: number;
-    completionTokens: number;
-    seconds: number;
-    decodeSeconds?: number;
-  }): void {
+  jobFinished(info: FinishedJob & { reusedPromptTokens?: number }): void {
     this.#worker.recordJob({ ...info, backend: "llama" });
     if (info.reusedPromptTokens) this.promptTokensReused.series(this.#labels.model(info.model)).inc(info.reusedPromptTokens);
   }
