@@ -11,7 +11,7 @@ import { createArtifactStore } from "@switchboard/artifacts";
 import { createMetrics, type SwitchboardMetrics } from "@switchboard/metrics";
 import { RedisRunStore, RouterBackend, type OrchestrationConfig } from "@switchboard/planner";
 import { ROUTER_QUEUE, type BackendServer, type BullmqDispatcher } from "@switchboard/queue";
-import { createFleetDispatcher, startWorkerService, type FleetWorkerOptions } from "@switchboard/service";
+import { createFleetDispatcher, fleetServiceSettings, startWorkerService, type FleetWorkerOptions } from "@switchboard/service";
 
 export interface RouterWorkerOptions extends FleetWorkerOptions {
   /** Settings of a run beyond the config file's (token limits of each role). */
@@ -52,14 +52,8 @@ export async function startRouterWorker(options: RouterWorkerOptions): Promise<R
   const service = await startWorkerService({
     backend,
     queues: [{ name: ROUTER_QUEUE, models: backend.models(), concurrency: config.router.concurrency }],
-    redisUrl: options.redisUrl,
-    prefix: options.prefix,
-    workerId: options.workerId,
-    transport: options.transport,
+    ...fleetServiceSettings(options),
     queueMetrics: metrics.queue,
-    port: options.port,
-    host: options.host,
-    logger,
     registry: metrics.registry,
     release: async () => {
       await dispatcher.close();

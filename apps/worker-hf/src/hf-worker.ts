@@ -11,7 +11,7 @@ import { createArtifactStore, type ArtifactStore } from "@switchboard/artifacts"
 import { createConfiguredHfBackend, type HfBackend } from "@switchboard/hf";
 import { createMetrics, type SwitchboardMetrics } from "@switchboard/metrics";
 import { HF_QUEUE, type BackendServer } from "@switchboard/queue";
-import { startWorkerService, type FleetWorkerOptions } from "@switchboard/service";
+import { fleetServiceSettings, startWorkerService, type FleetWorkerOptions } from "@switchboard/service";
 
 /** Jobs one worker runs at once when not told otherwise: remote calls mostly wait on the network. */
 export const DEFAULT_HF_CONCURRENCY = 32;
@@ -57,14 +57,8 @@ export async function startHfWorker(options: HfWorkerOptions): Promise<HfWorker>
   const service = await startWorkerService({
     backend,
     queues: [{ name: HF_QUEUE, models: backend.models(), concurrency }],
-    redisUrl: options.redisUrl,
-    prefix: options.prefix,
-    workerId: options.workerId,
-    transport: options.transport,
+    ...fleetServiceSettings(options),
     queueMetrics: metrics.queue,
-    port: options.port,
-    host: options.host,
-    logger,
     registry: metrics.registry,
     release: async () => {
       await artifacts.close();

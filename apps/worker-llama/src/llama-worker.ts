@@ -8,7 +8,7 @@ import type { Server } from "node:http";
 import { createConfiguredLlamaBackend, type ConfiguredBackendOptions, type LlamaBackend } from "@switchboard/llama";
 import { createMetrics, type SwitchboardMetrics } from "@switchboard/metrics";
 import { llamaQueueName, type BackendServer } from "@switchboard/queue";
-import { startWorkerService, type FleetWorkerOptions } from "@switchboard/service";
+import { fleetServiceSettings, startWorkerService, type FleetWorkerOptions } from "@switchboard/service";
 
 export interface LlamaWorkerOptions extends FleetWorkerOptions {
   /** Serve only these model ids; every llama model of the config when absent. */
@@ -46,14 +46,8 @@ export async function startLlamaWorker(options: LlamaWorkerOptions): Promise<Lla
   const service = await startWorkerService({
     backend,
     queues: models.map((model) => ({ name: llamaQueueName(model.id), models: [model.id], concurrency: model.sequences })),
-    redisUrl: options.redisUrl,
-    prefix: options.prefix,
-    workerId: options.workerId,
-    transport: options.transport,
+    ...fleetServiceSettings(options),
     queueMetrics: metrics.queue,
-    port: options.port,
-    host: options.host,
-    logger,
     registry: metrics.registry,
     release: unwatch,
   });

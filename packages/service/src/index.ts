@@ -12,7 +12,7 @@ import { ConfigError, loadConfig, type SwitchboardConfig } from "@switchboard/ca
 import type { Logger } from "@switchboard/protocol";
 
 export { DEFAULT_MAX_WAITING, createFleetDispatcher, fleetQueues, queueForCatalog, type FleetDispatcherOptions } from "./fleet-dispatcher.js";
-export { startWorkerService, type FleetWorkerOptions, type WorkerService, type WorkerServiceOptions, type WorkerTransportSettings } from "./worker-service.js";
+export { fleetServiceSettings, startWorkerService, type FleetWorkerOptions, type WorkerService, type WorkerServiceOptions, type WorkerTransportSettings } from "./worker-service.js";
 export { startServiceHttp, workerProbes, type MetricsSource, type ReadyAnswer, type ServiceHttp, type ServiceHttpOptions, type WorkerStatusSource } from "./service-http.js";
 
 type Environment = Record<string, string | undefined>;

@@ -29,6 +29,19 @@ export interface FleetWorkerOptions {
   metricsRegistry?: Registry;
 }
 
+/** What a worker's service takes from the worker's own options: Redis, identity, timings, HTTP, logs. */
+export function fleetServiceSettings(options: FleetWorkerOptions): Pick<WorkerServiceOptions, "redisUrl" | "prefix" | "workerId" | "transport" | "port" | "host" | "logger"> {
+  return {
+    redisUrl: options.redisUrl,
+    prefix: options.prefix,
+    workerId: options.workerId,
+    transport: options.transport,
+    port: options.port,
+    host: options.host,
+    logger: options.logger,
+  };
+}
+
 export type WorkerTransportSettings = Omit<ServeBackendOptions, "connection" | "prefix" | "queues" | "logger" | "workerId" | "metrics">;
 
 export interface WorkerServiceOptions {
