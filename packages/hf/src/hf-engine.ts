@@ -33,6 +33,7 @@ import { Value } from "typebox/value";
 import { resolveBinaryInput, type ArtifactResolver } from "./binary-data.js";
 import { CircuitBreaker } from "./circuit-breaker.js";
 import { buildsEndpointChat, endpointChatBody, endpointChatHeaders, endpointChatUrl } from "./endpoint-chat.js";
+import { ChunkReader } from "./chunk-reader.js";
 import { EventStreamParser } from "./event-stream.js";
 import type { HfUpstreamMetrics } from "./hf-metrics.js";
 import { HUGGING_FACE_HUB_URL, type HfModelConfig, type HuggingFaceSettings } from "./hf-settings.js";
@@ -366,20 +367,21 @@ export class HfEngine {
     try {
       body = await this.openChatStream(model, request, timeoutMs, context);
       const events = new EventStreamParser();
+      const chunks = new ChunkReader();
       let sawFinish = false;
       let done = false;
       while (!done) {
-        const bytes = await body.next();
-        if (bytes === undefined) break;
+        const read = await body.next();
+        if (read === undefined) break;
         const batch: HfChatChunk[] = [];
         let broken: unknown;
         try {
-          for (const data of events.push(bytes)) {
+          for (const data of events.pushAll(read)) {
             if (data === "[DONE]") {
               done = true;
               break;
             }
-            const chunk = this.streamChunk(model, data, context);
+            const chunk = this.streamChunk(model, data, chunks, context);
             if (!sawFinish && chunk.choices.some((choice) => choice?.finish_reason)) sawFinish = true;
             batch.push(chunk);
           }
@@ -439,10 +441,10 @@ export class HfEngine {
   }
 
   /** One event of a chat stream, as the client would have handed it on, checked. */
-  private streamChunk(model: HfModelConfig, data: string, context: HfCallContext): HfChatChunk {
+  private streamChunk(model: HfModelConfig, data: string, chunks: ChunkReader, context: HfCallContext): HfChatChunk {
     let chunk: unknown;
     try {
-      chunk = JSON.parse(data);
+      chunk = chunks.read(data);
     } catch {
       (context.logger ?? this.logger).warn({ model: model.id, backend: "hf", error: "SyntaxError", bytes: data.length }, "malformed JSON in the upstream event stream");
       throw upstreamBadResponse(model.id, "malformed JSON");
