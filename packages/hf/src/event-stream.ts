@@ -27,14 +27,21 @@ export class EventStreamParser {
   /** The previous read ended in CR: an LF at the start of this one belongs to it. */
   #afterCr = false;
 
-  /** The data of each event these bytes complete, in order (events whose data is empty are left out). */
-  push(bytes: Uint8Array): string[] {
+  /** The data of each event these reads complete, in order: {@link push} of each, without joining the bytes. */
+  pushAll(reads: readonly Uint8Array[]): string[] {
+    if (reads.length === 1) return this.push(reads[0]!);
+    const events: string[] = [];
+    for (const bytes of reads) this.push(bytes, events);
+    return events;
+  }
+
+  /** The data of each event these bytes complete, in order (events whose data is empty are left out), added to `events`. */
+  push(bytes: Uint8Array, events: string[] = []): string[] {
     let buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (this.#rest) {
       buffer = Buffer.concat([this.#rest, buffer]);
       this.#rest = undefined;
     }
-    const events: string[] = [];
     const end = buffer.length;
     let start = 0;
     if (this.#afterCr) {

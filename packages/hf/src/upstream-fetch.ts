@@ -98,12 +98,14 @@ async function readBounded(response: NetworkResponse, maxBytes: number): Promise
   for (;;) {
     const { done, value } = await response.chunks.next();
     if (done) break;
-    total += value.byteLength;
+    for (const chunk of value) {
+      total += chunk.byteLength;
+      chunks.push(chunk);
+    }
     if (total > maxBytes) {
       response.cancel();
       throw new BodyTooLarge();
     }
-    chunks.push(value);
   }
   if (chunks.length === 1) return chunks[0]!;
   const body = new Uint8Array(total);
@@ -256,7 +258,8 @@ export class UpstreamFetch {
     const expect: ExpectedBody = url.startsWith(this.hubApiBase) ? "json" : call.expect;
     if (call.signal?.aborted || init.signal?.aborted) throw new CallCancelledError();
     const headers = requestHeaders(init.headers);
-    const body = await requestBody(init.body, headers);
+    // Text bodies (every JSON request) need no await.
+    const body = typeof init.body === "string" ? init.body : await requestBody(init.body, headers);
     const method = init.method ?? "GET";
 
     let last: Failure | undefined;
@@ -492,24 +495,24 @@ class PassedStream implements ChunkSource {
     this.#timer = setTimeout(streamWentIdle, call.timeoutMs, this);
   }
 
-  async next(): Promise<Uint8Array | undefined> {
+  async next(): Promise<Uint8Array[] | undefined> {
     if (this.#finished) {
       if (this.#idle) throw upstreamTimeout(this.call.model, this.call.timeoutMs);
       return undefined;
     }
     this.#timer.refresh();
-    let chunk: IteratorResult<Uint8Array>;
+    let read: IteratorResult<Uint8Array[]>;
     try {
-      chunk = await this.response.chunks.next();
+      read = await this.response.chunks.next();
     } catch {
       this.#finish();
       throw this.stops.cancelled ? new CallCancelledError() : this.#idle ? upstreamTimeout(this.call.model, this.call.timeoutMs) : upstreamFailed(this.call.model, "the stream broke off");
     }
-    if (chunk.done) {
+    if (read.done) {
       this.#finish();
       return undefined;
     }
-    this.#total += chunk.value.byteLength;
+    for (const chunk of read.value) this.#total += chunk.byteLength;
     const limit = this.owner.maxResponseBytes;
     if (this.#total > limit) {
       this.cancel();
@@ -517,7 +520,7 @@ class PassedStream implements ChunkSource {
       throw upstreamBadResponse(this.call.model, `the stream is larger than ${limit} bytes`);
     }
     this.#timer.refresh();
-    return chunk.value;
+    return read.value;
   }
 
   cancel(): void {
@@ -542,8 +545,8 @@ class PassedStream implements ChunkSource {
   async #drain(): Promise<void> {
     let drained = 0;
     try {
-      for (let chunk = await this.next(); chunk !== undefined && !this.#finished; chunk = await this.next()) {
-        drained += chunk.byteLength;
+      for (let chunks = await this.next(); chunks !== undefined && !this.#finished; chunks = await this.next()) {
+        for (const chunk of chunks) drained += chunk.byteLength;
         if (drained > DRAIN_LIMIT) return this.cancel();
       }
     } catch {

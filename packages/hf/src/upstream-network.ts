@@ -21,8 +21,12 @@ export interface NetworkResponse {
   status: number;
   /** Lower-case header name → value (the first one of repeated headers). */
   header(name: string): string | undefined;
-  /** The body, chunk by chunk. */
-  chunks: AsyncIterator<Uint8Array>;
+  /**
+   * The body, one read at a time: the chunks that arrived together, in
+   * order (undici's HTTP chunks of one socket read: kept apart, since
+   * joining them would copy bytes that are read one by one anyway).
+   */
+  chunks: AsyncIterator<Uint8Array[]>;
   /** Stops reading: drops the rest of the body (and the connection, if the body is not over). */
   cancel(): void;
 }
@@ -49,7 +53,7 @@ export interface Network {
 const HIGH_WATER_MARK = 64 * 1024;
 
 /** One request through undici's dispatcher: the handler, the answer and the body reader in one object. */
-class UndiciExchange implements NetworkExchange, NetworkResponse, AsyncIterator<Uint8Array> {
+class UndiciExchange implements NetworkExchange, NetworkResponse, AsyncIterator<Uint8Array[]> {
   readonly answer: Promise<NetworkResponse>;
   status = 0;
   #answered: ((response: NetworkResponse) => void) | undefined;
@@ -64,7 +68,7 @@ class UndiciExchange implements NetworkExchange, NetworkResponse, AsyncIterator<
   #queued = 0;
   #ended = false;
   #failure: Error | undefined;
-  #waiting: { resolve: (result: IteratorResult<Uint8Array>) => void; reject: (error: Error) => void } | undefined;
+  #waiting: { resolve: (result: IteratorResult<Uint8Array[]>) => void; reject: (error: Error) => void } | undefined;
   /** A delivery to the waiting reader is scheduled. */
   #delivering = false;
 
@@ -75,7 +79,7 @@ class UndiciExchange implements NetworkExchange, NetworkResponse, AsyncIterator<
     });
   }
 
-  get chunks(): AsyncIterator<Uint8Array> {
+  get chunks(): AsyncIterator<Uint8Array[]> {
     return this;
   }
 
@@ -105,21 +109,20 @@ class UndiciExchange implements NetworkExchange, NetworkResponse, AsyncIterator<
   }
 
   /**
-   * Everything that has arrived and not been read, as one chunk. undici hands
+   * Everything that has arrived and not been read, as one read. undici hands
    * over a response body one HTTP chunk at a time, but all the chunks of one
    * socket read in one go: a fast upstream's 20 stream events are 20 calls
    * here and one read for the caller, so they cross the job layers as one.
    */
-  next(): Promise<IteratorResult<Uint8Array>> {
+  next(): Promise<IteratorResult<Uint8Array[]>> {
     if (this.#queue.length > 0) return Promise.resolve({ done: false, value: this.#takeQueued() });
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#ended) return Promise.resolve({ done: true, value: undefined });
     return new Promise((resolve, reject) => (this.#waiting = { resolve, reject }));
   }
 
-  #takeQueued(): Uint8Array {
-    const queue = this.#queue;
-    const chunk = queue.length === 1 ? queue[0]! : Buffer.concat(queue, this.#queued);
+  #takeQueued(): Uint8Array[] {
+    const chunks = this.#queue;
     this.#queue = [];
     this.#queued = 0;
     const resume = this.#resume;
@@ -127,7 +130,7 @@ class UndiciExchange implements NetworkExchange, NetworkResponse, AsyncIterator<
       this.#resume = undefined;
       resume();
     }
-    return chunk;
+    return chunks;
   }
 
   /** Hands the waiting reader what the current socket read brought, once undici has delivered all of it. */
@@ -249,7 +252,7 @@ export function fetchNetwork(fetchImplementation: typeof fetch): Network {
             next: async () => {
               if (!reader) return { done: true, value: undefined };
               const { done, value } = await reader.read();
-              return done ? { done: true, value: undefined } : { done: false, value };
+              return done ? { done: true, value: undefined } : { done: false, value: [value] };
             },
           },
           cancel: () => void reader?.cancel().catch(() => {}),
@@ -287,7 +290,11 @@ export function requestHeaders(headers: RequestInit["headers"]): Record<string, 
     for (const [name, value] of new Headers(headers)) result[name] = value;
     return result;
   }
-  for (const [name, value] of Object.entries(headers)) if (value !== undefined) result[name.toLowerCase()] = String(value);
+  // A plain object (every request the engine builds): no entry arrays.
+  for (const name in headers) {
+    const value = (headers as Record<string, string | undefined>)[name];
+    if (value !== undefined) result[name.toLowerCase()] = String(value);
+  }
   return result;
 }
 
@@ -382,13 +389,18 @@ export class BufferedResponse {
   }
 }
 
+/** The chunks of one read as one, for readers that take one chunk per read (the client's). */
+function joined(chunks: Uint8Array[]): Uint8Array {
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
 /** What `ReadableStreamDefaultReader.read()` resolves to. */
 type ReadResult = { done: false; value: Uint8Array } | { done: true; value: undefined };
 
 /** A body read chunk by chunk, as `ReadableStream.getReader()` would give it. */
 export interface ChunkSource {
-  /** The next chunk; undefined at the end. */
-  next(): Promise<Uint8Array | undefined>;
+  /** The chunks of the next read (see {@link NetworkResponse.chunks}); undefined at the end. */
+  next(): Promise<Uint8Array[] | undefined>;
   /** The reader is not wanted any more: drop the rest. */
   cancel(): void;
   /** The client let go of the reader without cancelling (it read what it needed). */
@@ -415,8 +427,8 @@ export class StreamedResponse {
     source: ChunkSource,
   ) {
     const read = async (): Promise<ReadResult> => {
-      const value = await source.next();
-      return value === undefined ? { done: true, value: undefined } : { done: false, value };
+      const chunks = await source.next();
+      return chunks === undefined ? { done: true, value: undefined } : { done: false, value: joined(chunks) };
     };
     const body = {
       locked: false,
@@ -435,8 +447,8 @@ export class StreamedResponse {
       cancel: async () => source.cancel(),
       [Symbol.asyncIterator]: () => ({
         next: async (): Promise<IteratorResult<Uint8Array>> => {
-          const value = await source.next();
-          return value === undefined ? { done: true, value: undefined } : { done: false, value };
+          const chunks = await source.next();
+          return chunks === undefined ? { done: true, value: undefined } : { done: false, value: joined(chunks) };
         },
         return: async (): Promise<IteratorResult<Uint8Array>> => {
           source.cancel();
