@@ -77,20 +77,23 @@ describe("the event-stream reader", () => {
   });
 
   it("reads random streams, cut at random, exactly as the client's parser does", () => {
-    const parts = ["data:", "data: ", "data", "data:  ", "event: e", "id: 1", "retry: 5", ": comment", ":", "da:ta", "\n", "\n", "\n", "\r", "\r\n", "{}", '{"a":[1,"x"]}', "[DONE]", "ü", "✓", "\uFEFF", " ", "x"];
+    const text = ["data:", "data: ", "data", "data:  ", "event: e", "id: 1", "retry: 5", ": comment", ":", "da:ta", "\n", "\n", "\n", "\r", "\r\n", "{}", '{"a":[1,"x"]}', "[DONE]", "ü", "✓", "\uFEFF", " ", "x"];
+    // Bytes that are not UTF-8 (a cut-off sequence, a stray continuation or lead byte) decode to U+FFFD alike.
+    const invalid = [[0xe2, 0x82], [0xff], [0xc3], [0x80], [0xf0, 0x9f, 0x98], [0xef, 0xbb]];
+    const parts = [...text.map((part) => Buffer.from(part)), ...invalid.map((part) => Buffer.from(part))];
     for (let seed = 1; seed <= 2000; seed++) {
       const next = random(seed);
-      let text = "";
+      const chosen: Buffer[] = [];
       const length = 5 + Math.floor(next() * 60);
-      for (let index = 0; index < length; index++) text += parts[Math.floor(next() * parts.length)];
-      const bytes = Buffer.from(text);
+      for (let index = 0; index < length; index++) chosen.push(parts[Math.floor(next() * parts.length)]!);
+      const bytes = Buffer.concat(chosen);
       const pieces: Uint8Array[] = [];
       for (let start = 0; start < bytes.length; ) {
         const size = 1 + Math.floor(next() * 12);
         pieces.push(Uint8Array.from(bytes.subarray(start, start + size)));
         start += size;
       }
-      expect(read(pieces), `seed ${seed}: ${JSON.stringify(text)}`).toEqual(readAsClient(pieces));
+      expect(read(pieces), `seed ${seed}: ${bytes.toString("hex")}`).toEqual(readAsClient(pieces));
     }
   });
 });
