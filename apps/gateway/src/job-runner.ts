@@ -19,6 +19,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Dispatcher } from "@switchboard/queue";
 import {
   GatewayError,
+  JobAbortController,
   SSE_DONE,
   SSE_HEADERS,
   asGatewayError,
@@ -156,7 +157,7 @@ export class JobRunner {
   }
 
   #start(reply: FastifyReply, job: Job): JobRun {
-    const controller = new AbortController();
+    const controller = new JobAbortController();
     const raw = reply.raw;
     const onClose = () => {
       if (!raw.writableFinished) controller.abort();
@@ -189,7 +190,7 @@ export class JobRunner {
 }
 
 interface JobRun {
-  controller: AbortController;
+  controller: JobAbortController;
   events: AsyncIterator<JobEvent>;
   /** Whether an `accepted` event arrived. */
   started: boolean;

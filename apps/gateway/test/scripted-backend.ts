@@ -3,7 +3,7 @@
  * whose answers are predetermined by the test (a script per job), run behind
  * the real `InProcessDispatcher`. It records every job and signal it saw.
  */
-import type { Backend, Job, JobContext, JobEvent, ModelState } from "@switchboard/protocol";
+import type { Backend, Job, JobContext, JobEvent, JobSignal, ModelState } from "@switchboard/protocol";
 
 /** Produces the events for one job. */
 export type Script = (job: Job, context: JobContext) => AsyncIterable<JobEvent> | Iterable<JobEvent>;
@@ -17,7 +17,7 @@ export interface ScriptedBackendOptions {
 export class ScriptedBackend implements Backend {
   readonly name = "scripted";
   readonly jobs: Job[] = [];
-  readonly signals: AbortSignal[] = [];
+  readonly signals: JobSignal[] = [];
   script: Script;
   readonly #models: string[];
   readonly #states: (() => ModelState[]) | undefined;
@@ -56,7 +56,7 @@ export function* textAnswer(job: Job, pieces: string[], finishReason: "stop" | "
 }
 
 /** Resolves when `signal` aborts. */
-export function aborted(signal: AbortSignal): Promise<void> {
+export function aborted(signal: JobSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) resolve();
     else signal.addEventListener("abort", () => resolve(), { once: true });

@@ -21,6 +21,8 @@ import {
   invalidRequest,
   lazyChild,
   silentLogger,
+  toAbortSignal,
+  type JobSignal,
   type Logger,
   type ModelState,
   type TaskInputs,
@@ -77,7 +79,7 @@ export interface HfEngineOptions {
 
 /** Per-call context: the caller's signal and logger, and the job's deadline. */
 export interface HfCallContext {
-  signal?: AbortSignal;
+  signal?: JobSignal;
   logger?: Logger;
   /** Epoch milliseconds; the call's budget is cut to fit. */
   deadlineAt?: number;
@@ -228,10 +230,20 @@ export class HfEngine {
     const fetch = this.upstream.forCall(this.upstreamCall(model, expect, timeoutMs, context));
     const args = this.callArgs(model);
     const userUrls = this.options.settings.userUrls;
+    const signal = context.signal;
     return {
       client: this.client,
       args,
-      options: { fetch, retry_on_error: false, ...(context.signal ? { signal: context.signal } : {}) },
+      // The client's own signal (a real AbortSignal) is made only for the calls the client makes itself.
+      options: signal
+        ? {
+            fetch,
+            retry_on_error: false,
+            get signal() {
+              return toAbortSignal(signal);
+            },
+          }
+        : { fetch, retry_on_error: false },
       directUrl: model.endpointUrl ?? this.upstream.routerModelUrl(model.model),
       model: model.id,
       binary: (input, kind, param) =>
@@ -243,7 +255,7 @@ export class HfEngine {
             ...(this.options.resolveHost ? { resolve: this.options.resolveHost } : {}),
           },
           ...(this.options.resolveArtifact ? { resolveArtifact: this.options.resolveArtifact } : {}),
-          ...(context.signal ? { signal: context.signal } : {}),
+          ...(signal ? { signal: toAbortSignal(signal) } : {}),
         }),
     };
   }
@@ -430,7 +442,7 @@ export class HfEngine {
       built = { url, init: init ?? {} };
       throw REQUEST_BUILT;
     }) as typeof fetch;
-    const options = { fetch: capture, retry_on_error: false as const, ...(context.signal ? { signal: context.signal } : {}) };
+    const options = { fetch: capture, retry_on_error: false as const, ...(context.signal ? { signal: toAbortSignal(context.signal) } : {}) };
     try {
       await this.client.chatCompletionStream({ ...args, ...request } as Parameters<InferenceClient["chatCompletionStream"]>[0], options).next();
     } catch (error) {

@@ -18,7 +18,7 @@
  * - errors: GatewayErrors that name the model; the upstream body is logged
  *   (shortened, secrets redacted), never put in a message.
  */
-import type { GatewayError, Logger } from "@switchboard/protocol";
+import type { GatewayError, JobSignal, Logger } from "@switchboard/protocol";
 import type { HfUpstreamMetrics } from "./hf-metrics.js";
 import {
   BufferedResponse,
@@ -55,7 +55,7 @@ export interface UpstreamCall {
   /** Budget for the whole call. */
   timeoutMs: number;
   /** The caller's signal (client gone, job deadline). */
-  signal?: AbortSignal;
+  signal?: JobSignal;
   expect: ExpectedBody;
   logger: Logger;
   /** Provider label for metrics (`hf-inference`, `endpoint`, ...). */
@@ -435,8 +435,8 @@ class AttemptStops {
   constructor(
     readonly exchange: NetworkExchange,
     remaining: number,
-    private readonly signal: AbortSignal | undefined,
-    private readonly other: AbortSignal | null | undefined,
+    private readonly signal: JobSignal | undefined,
+    private readonly other: JobSignal | null | undefined,
   ) {
     this.#timer = setTimeout(attemptTimedOut, remaining, this);
     signal?.addEventListener("abort", this, { once: true });

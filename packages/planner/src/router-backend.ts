@@ -19,6 +19,7 @@ import {
   modelUnavailable,
   rateLimited,
   silentLogger,
+  toAbortSignal,
   type Backend,
   type Job,
   type JobContext,
@@ -117,7 +118,7 @@ export class RouterBackend implements Backend {
   async *#run(job: OrchestrationJob, context: JobContext, states: ModelState[]): AsyncGenerator<JobEvent> {
     const logger = context.logger ?? this.#logger;
     const controller = new AbortController();
-    const signal = AbortSignal.any([context.signal, controller.signal]);
+    const signal = AbortSignal.any([toAbortSignal(context.signal), controller.signal]);
     this.#running.add(controller);
     const channel = new EventChannel();
     const usage = { promptTokens: 0, completionTokens: 0 };

@@ -4,11 +4,12 @@
  * knows nothing of HTTP or queues.
  */
 import type { Job, JobEvent } from "./jobs.js";
+import type { JobSignal } from "./job-signal.js";
 import type { Logger } from "./logger.js";
 
 export interface JobContext {
-  /** Aborted when the client goes away or the deadline passes. */
-  signal: AbortSignal;
+  /** Aborted when the client goes away or the deadline passes (a real `AbortSignal` for platform APIs: `toAbortSignal`). */
+  signal: JobSignal;
   logger: Logger;
 }
 

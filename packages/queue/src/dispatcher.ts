@@ -3,11 +3,11 @@
  * and read back {@link JobEvent}s; whether the job runs in this process or on
  * a worker across Redis is the transport's business.
  */
-import type { Job, JobEvent, ModelState } from "@switchboard/protocol";
+import type { Job, JobEvent, JobSignal, ModelState } from "@switchboard/protocol";
 
 export interface SubmitOptions {
   /** Aborting it removes a waiting job or stops a running one. */
-  signal?: AbortSignal;
+  signal?: JobSignal;
 }
 
 export interface Dispatcher {

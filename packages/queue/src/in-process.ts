@@ -1,5 +1,6 @@
 import {
   GatewayError,
+  JobAbortController,
   asGatewayError,
   lazyChild,
   modelUnavailable,
@@ -59,7 +60,7 @@ export class InProcessDispatcher implements Dispatcher {
   submit(job: Job, options: SubmitOptions = {}): AsyncIterable<JobEvent> {
     const backend = this.#backends.find((candidate) => candidate.models().includes(job.model));
     if (!backend) return oneEvent({ type: "error", error: modelUnavailable(job.model, `No backend serves model '${job.model}'.`, 5).toPayload() });
-    const signal = options.signal ?? new AbortController().signal;
+    const signal = options.signal ?? new JobAbortController().signal;
     const logger = lazyChild(this.#logger, { requestId: job.requestId, jobId: job.id, model: job.model, backend: backend.name });
     const depth = this.#metrics ? this.#depthOf(this.#queueFor(job, backend)) : undefined;
     return new JobEvents(() => backend.run(job, { signal, logger })[Symbol.asyncIterator](), logger, this.#metrics, depth);

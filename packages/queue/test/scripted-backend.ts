@@ -13,11 +13,11 @@
  * step, the way an engine frees its sequence.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Backend, Job, JobContext, JobEvent, ModelState } from "@switchboard/protocol";
+import { toAbortSignal, type Backend, type Job, type JobContext, type JobEvent, type JobSignal, type ModelState } from "@switchboard/protocol";
 
 export interface ScriptedRun {
   jobId: string;
-  signal: AbortSignal;
+  signal: JobSignal;
   finished: boolean;
 }
 
@@ -50,7 +50,7 @@ export class ScriptedBackend implements Backend {
 
   async close(): Promise<void> {}
 
-  async *#script(job: Job, signal: AbortSignal): AsyncGenerator<JobEvent> {
+  async *#script(job: Job, signal: JobSignal): AsyncGenerator<JobEvent> {
     const command = scriptOf(job);
     const [name = "", first = "0", second = "0"] = command.split(":");
     if (name === "reject") {
@@ -83,6 +83,6 @@ function scriptOf(job: Job): string {
   return "orchestration";
 }
 
-async function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  await sleep(ms, undefined, { signal }).catch(() => undefined);
+async function abortableSleep(ms: number, signal: JobSignal): Promise<void> {
+  await sleep(ms, undefined, { signal: toAbortSignal(signal) }).catch(() => undefined);
 }

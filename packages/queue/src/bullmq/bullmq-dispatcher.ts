@@ -18,6 +18,7 @@ import {
   type ErrorPayload,
   type Job,
   type JobEvent,
+  type JobSignal,
   type Logger,
   type ModelState,
 } from "@switchboard/protocol";
@@ -320,7 +321,7 @@ export class BullmqDispatcher implements Dispatcher {
    * is a rejection (refused, or failed before it ran); a later error is
    * in-band (`completed`) unless the transport made it (`failed`).
    */
-  async *#measured(queue: string, events: AsyncGenerator<JobEvent>, signal: AbortSignal | undefined): AsyncGenerator<JobEvent> {
+  async *#measured(queue: string, events: AsyncGenerator<JobEvent>, signal: JobSignal | undefined): AsyncGenerator<JobEvent> {
     const metrics = this.#metrics!;
     const submittedAt = performance.now();
     let startedAt: number | undefined;

@@ -12,6 +12,7 @@ import { WaitingError, Worker, type Job as BullJob } from "bullmq";
 import type { Redis } from "ioredis";
 import {
   GatewayError,
+  JobAbortController,
   asGatewayError,
   silentLogger,
   type Backend,
@@ -115,7 +116,7 @@ type AbortReason = "cancelled" | "not-wanted" | "deadline" | "shutdown" | Writer
 
 interface RunningJob {
   jobId: string;
-  controller: AbortController;
+  controller: JobAbortController;
   reason: AbortReason | undefined;
 }
 
@@ -379,7 +380,7 @@ class WorkerRuntime implements BackendServer {
     const envelope = bullJob.data as JobEnvelope;
     const job = envelope.job;
     const logger = this.#logger.child({ requestId: job.requestId, jobId: job.id, model: job.model, backend: this.#backend.name });
-    const running: RunningJob = { jobId: job.id, controller: new AbortController(), reason: undefined };
+    const running: RunningJob = { jobId: job.id, controller: new JobAbortController(), reason: undefined };
     // Registered before the first write, so a cancel that races it still finds the job.
     let jobs = this.#running.get(job.id);
     if (!jobs) this.#running.set(job.id, (jobs = new Set()));
