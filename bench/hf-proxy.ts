@@ -323,6 +323,12 @@ const median = (values: number[]) => {
 };
 const spread = (values: number[], digits: number) => `${median(values).toFixed(digits)} [${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}]`;
 
+/** Median [min–max] over rounds of a / b in CPU per request. */
+function pairedRatio(a: Sample[] | undefined, b: Sample[] | undefined): string {
+  if (!a || !b || a.length !== b.length || a.length === 0) return "n/a";
+  return spread(a.map((sample, index) => sample.cpuPerRequest / b[index]!.cpuPerRequest), 2);
+}
+
 function report(targets: Target[], samples: Map<string, Sample[]>): void {
   const summary: Record<string, unknown> = {};
   for (const mode of ["json", "stream"] as const) {
@@ -386,6 +392,8 @@ function report(targets: Target[], samples: Map<string, Sample[]>): void {
   console.log(`  Portkey CPU / Switchboard CPU per request (non-streaming): ${ratio(get("portkey/json", "cpuMicrosPerRequest"), get("embedded/json", "cpuMicrosPerRequest"))}x (target >= 4)`);
   console.log(`  streaming added TTFB ${get("embedded/stream", "addedTtfbMs")?.toFixed(3)} ms (target <= 0.5)`);
   console.log(`  streaming CPU/stream vs floor: ${ratio(get("embedded/stream", "cpuMicrosPerRequest"), get("floor/stream", "cpuMicrosPerRequest"))}x (target <= 2)`);
+  // Rounds run the targets back to back: a ratio within each round cancels what the machine did meanwhile.
+  console.log(`  the same, paired by round: ${pairedRatio(samples.get("embedded/stream"), samples.get("floor/stream"))}x`);
   console.log(`  requests/s embedded / floor: json ${ratio(get("embedded/json", "rps"), get("floor/json", "rps"))}, stream ${ratio(get("embedded/stream", "rps"), get("floor/stream", "rps"))}`);
   console.log(`  requests/s embedded / portkey: json ${ratio(get("embedded/json", "rps"), get("portkey/json", "rps"))}, stream ${ratio(get("embedded/stream", "rps"), get("portkey/stream", "rps"))}`);
   if (wanted.includes("portkey")) console.log("  Portkey ran with bench/portkey-node20-shim.mjs preloaded (re-wraps event-stream fetch responses with mutable headers; without it its streams fail on Node 20).");
