@@ -5,17 +5,7 @@
  */
 import { describe, expect, it, vi } from "vitest";
 import { ChunkReader } from "./chunk-reader.js";
-
-/** A small deterministic generator (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "./test-support.js";
 
 /** What `JSON.parse` says about each data string: the value, or that it throws. */
 function parsedAsJson(data: string): { value: unknown } | { throws: true } {
@@ -92,7 +82,7 @@ describe("the chunk reader", () => {
   });
 
   it("agrees with JSON.parse on random streams", () => {
-    const next = random(20261126);
+    const next = seededRandom(20261126);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
     const pieces = ["a", " ", "é", "😀", "\\n", '\\"', "\\\\", "\\u0041", '"', "\\", "\u0007", "}", "content", '"content":"', ",", "]"];
     const ids = ["x", "y"];

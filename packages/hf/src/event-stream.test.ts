@@ -7,6 +7,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EventStreamParser } from "./event-stream.js";
+import { seededRandom } from "./test-support.js";
 
 /** The client's own parser (not exported: loaded from the installed package), for a differential check. */
 const require = createRequire(import.meta.url);
@@ -21,17 +22,6 @@ function readAsClient(pieces: Uint8Array[]): string[] {
   const onChunk = clientParser.getLines(clientParser.getMessages(() => {}, () => {}, (message) => void (message.data.length > 0 && events.push(message.data))));
   for (const piece of pieces) onChunk(piece);
   return events;
-}
-
-/** A small deterministic generator (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Every event the text holds, fed in the given pieces. */
@@ -82,7 +72,7 @@ describe("the event-stream reader", () => {
     const invalid = [[0xe2, 0x82], [0xff], [0xc3], [0x80], [0xf0, 0x9f, 0x98], [0xef, 0xbb]];
     const parts = [...text.map((part) => Buffer.from(part)), ...invalid.map((part) => Buffer.from(part))];
     for (let seed = 1; seed <= 2000; seed++) {
-      const next = random(seed);
+      const next = seededRandom(seed);
       const chosen: Buffer[] = [];
       const length = 5 + Math.floor(next() * 60);
       for (let index = 0; index < length; index++) chosen.push(parts[Math.floor(next() * parts.length)]!);

@@ -8,6 +8,17 @@ import { TASK_NAMES, type Logger, type TaskName } from "@switchboard/protocol";
 import { startHfWireServer, type WireServer } from "@switchboard/hf-wire-server";
 import { HF_DEFAULTS, type HfModelConfig, type HuggingFaceSettings } from "./hf-settings.js";
 
+/** A small deterministic generator (mulberry32), so a failure can be replayed. */
+export function seededRandom(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** Looks like a real token so the client sends it to the router and the Hub. */
 export const TEST_TOKEN = "hf_SwItChBoArDtEsTtOkEn0123456789";
 
