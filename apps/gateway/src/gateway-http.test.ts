@@ -184,6 +184,23 @@ describe("client disconnects", () => {
     expect(metrics).toMatch(clientClosed);
   });
 
+  it("a client that disconnects aborts the job with metrics off too (the job runner's own listener)", async () => {
+    const quiet = await buildTestGateway({ script, recordMetrics: false });
+    try {
+      const url = await quiet.app.listen({ port: 0, host: "127.0.0.1" });
+      const outgoing = httpRequest(url + "/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" } });
+      outgoing.on("error", () => {});
+      outgoing.end(chatBody("hang silently"));
+      await until(() => quiet.backend.signals.length > 0);
+      const signal = quiet.backend.signals[0]!;
+      expect(signal.aborted).toBe(false);
+      outgoing.destroy();
+      await until(() => signal.aborted);
+    } finally {
+      await quiet.close();
+    }
+  });
+
   it("a client that disconnects from a non-streamed request aborts the job too", async () => {
     const before = gateway.backend.signals.length;
     const outgoing = httpRequest(baseURL + "/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" } });

@@ -162,7 +162,11 @@ export class JobRunner {
     const onClose = () => {
       if (!raw.writableFinished) controller.abort();
     };
-    raw.on("close", onClose);
+    // With metrics on, the response has a `close` listener already; it calls this one.
+    const observation = reply.request.observation;
+    const shared = observation !== null && observation.onClose === undefined;
+    if (shared) observation.onClose = onClose;
+    else raw.on("close", onClose);
     const events = this.#dispatcher.submit(job, { signal: controller.signal })[Symbol.asyncIterator]();
     const observer = this.#observeJob?.(reply.request, job);
     const run: JobRun = {
@@ -172,7 +176,8 @@ export class JobRunner {
       started: false,
       finished: false,
       close() {
-        raw.off("close", onClose);
+        if (shared) observation.onClose = undefined;
+        else raw.off("close", onClose);
         observer?.end(run.finished);
         // Let the transport clean up a generator we stopped reading; never wait on it.
         events.return?.()?.catch(() => {});

@@ -26,6 +26,12 @@ export interface RequestObservation {
   model: string | undefined;
   /** The request, for the response's `close` listener. */
   request: FastifyRequest;
+  /**
+   * Called first when the response closes: the job runner's check for a
+   * client that went away, so a request with metrics keeps one `close`
+   * listener, not two.
+   */
+  onClose: (() => void) | undefined;
 }
 
 /** Where a response carries its request's observation, so one shared `close` listener serves every request. */
@@ -74,6 +80,7 @@ export function installObservability(app: FastifyInstance, options: Observabilit
   function responseClosed(this: ObservedResponse): void {
     const observation = this[OBSERVATION];
     if (observation === undefined) return;
+    observation.onClose?.();
     const request = observation.request;
     gateway.recordRequest(
       request.is404 ? undefined : request.routeOptions.url,
@@ -85,7 +92,7 @@ export function installObservability(app: FastifyInstance, options: Observabilit
   }
 
   app.addHook("onRequest", (request, reply, done) => {
-    const observation: RequestObservation = { startedAt: performance.now(), model: undefined, request };
+    const observation: RequestObservation = { startedAt: performance.now(), model: undefined, request, onClose: undefined };
     request.observation = observation;
     gateway.requestStarted();
     const response = reply.raw as ObservedResponse;

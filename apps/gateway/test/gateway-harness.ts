@@ -66,6 +66,8 @@ export async function buildTestGateway(
     backend?: ScriptedBackend;
     dispatcherReady?: () => boolean;
     logStream?: { write(line: string): void };
+    /** Record request and job metrics (default true). */
+    recordMetrics?: boolean;
   } = {},
 ): Promise<TestGateway> {
   const config = options.config ?? testConfig();
@@ -80,6 +82,7 @@ export async function buildTestGateway(
     dispatcher,
     metricsRegistry: new Registry(),
     ...(options.logStream ? { logStream: options.logStream } : {}),
+    ...(options.recordMetrics === false ? { recordMetrics: false } : {}),
   });
   await app.ready();
   return {
