@@ -33,9 +33,9 @@ import {
 import { servesTask } from "@switchboard/catalog";
 import { Value } from "typebox/value";
 import { resolveBinaryInput, type ArtifactResolver } from "./binary-data.js";
+import { ChunkReader } from "./chunk-reader.js";
 import { CircuitBreaker } from "./circuit-breaker.js";
 import { buildsEndpointChat, endpointChatBody, endpointChatHeaders, endpointChatUrl } from "./endpoint-chat.js";
-import { ChunkReader } from "./chunk-reader.js";
 import { EventStreamParser } from "./event-stream.js";
 import type { HfUpstreamMetrics } from "./hf-metrics.js";
 import { HUGGING_FACE_HUB_URL, type HfModelConfig, type HuggingFaceSettings } from "./hf-settings.js";
