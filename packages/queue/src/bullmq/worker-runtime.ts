@@ -14,6 +14,7 @@ import {
   GatewayError,
   JobAbortController,
   asGatewayError,
+  lazyChild,
   silentLogger,
   type Backend,
   type ErrorPayload,
@@ -379,7 +380,8 @@ class WorkerRuntime implements BackendServer {
   async #process(slot: QueueSlot, bullJob: BullJob, token: string | undefined): Promise<void> {
     const envelope = bullJob.data as JobEnvelope;
     const job = envelope.job;
-    const logger = this.#logger.child({ requestId: job.requestId, jobId: job.id, model: job.model, backend: this.#backend.name });
+    // Made when the job first logs: most jobs never do.
+    const logger = lazyChild(this.#logger, { requestId: job.requestId, jobId: job.id, model: job.model, backend: this.#backend.name });
     const running: RunningJob = { jobId: job.id, controller: new JobAbortController(), reason: undefined };
     // Registered before the first write, so a cancel that races it still finds the job.
     let jobs = this.#running.get(job.id);
