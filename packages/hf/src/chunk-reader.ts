@@ -45,7 +45,8 @@ export class ChunkReader {
     if (template !== undefined) {
       const { prefix, suffix } = template;
       const end = data.length - suffix.length;
-      if (end >= prefix.length && data.startsWith(prefix) && data.endsWith(suffix)) {
+      // slice-and-compare: V8's optimized startsWith is several times slower on a 100-byte prefix.
+      if (end >= prefix.length && data.slice(0, prefix.length) === prefix && data.endsWith(suffix)) {
         const text = stringBody(data.slice(prefix.length, end));
         if (text !== undefined) return withText(template, text);
       }
