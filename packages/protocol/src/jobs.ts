@@ -43,6 +43,18 @@ export type JobResponseFormat =
   | { type: "json_object" }
   | { type: "json_schema"; name: string; schema: Record<string, unknown>; strict?: boolean };
 
+/** One alternative for an output token, as OpenAI writes it (`bytes`: the token's UTF-8 bytes). */
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+}
+
+/** One output token with its log probability and the most likely alternatives (OpenAI `ChatCompletionTokenLogprob`). */
+export interface TokenLogprob extends TopLogprob {
+  top_logprobs: TopLogprob[];
+}
+
 /** Sampling settings after per-model defaults are applied. */
 export interface JobSampling {
   temperature?: number;
@@ -92,6 +104,12 @@ export interface ChatJob extends JobBase {
    * `sampling.seed + i` when a seed is set, so the answer is reproducible.
    */
   n?: number;
+  /**
+   * Log probabilities of the output tokens (OpenAI `logprobs: true`): present
+   * asks for them, the number is how many most likely alternatives to list
+   * per token (OpenAI `top_logprobs`, 0-20). Remote models only.
+   */
+  logprobs?: number;
 }
 
 export interface CompletionJob extends JobBase {
@@ -161,7 +179,13 @@ export type JobEvent =
       /** Which worker took the job, for logs. */
       worker?: string;
     }
-  | { type: "text-delta"; index: number; text: string }
+  | {
+      type: "text-delta";
+      index: number;
+      text: string;
+      /** The log probabilities of this text's tokens, in order, when the job asked for them. */
+      logprobs?: TokenLogprob[];
+    }
   | {
       type: "tool-call-delta";
       index: number;
@@ -203,6 +227,15 @@ export type JobEvent =
   | { type: "error"; error: ErrorPayload };
 
 export type JobEventType = JobEvent["type"];
+
+export type TextDeltaEvent = Extract<JobEvent, { type: "text-delta" }>;
+
+/** Two text deltas of one choice as one (transports join deltas that wait): text and log probabilities in order. */
+export function joinTextDeltas(first: TextDeltaEvent, second: TextDeltaEvent): TextDeltaEvent {
+  const joined: TextDeltaEvent = { ...first, text: first.text + second.text };
+  if (second.logprobs !== undefined) joined.logprobs = first.logprobs === undefined ? second.logprobs : [...first.logprobs, ...second.logprobs];
+  return joined;
+}
 
 /** One progress report of a router run; its shape is the planner's `ProgressEvent`. */
 export interface RouterProgress {

@@ -11,6 +11,7 @@ import {
   asGatewayError,
   modelNotFound,
   invalidRequest,
+  joinTextDeltas,
   modelUnavailable,
   rateLimited,
   silentLogger,
@@ -359,7 +360,7 @@ function abortError(cause: AbortCause | undefined): GatewayError {
 /** Joins waiting text deltas of one choice (and argument deltas of one call) so a slow reader holds few events. */
 function coalesceDeltas(last: JobEvent, next: JobEvent): JobEvent | undefined {
   if (last.type === "text-delta" && next.type === "text-delta" && last.index === next.index)
-    return { ...last, text: last.text + next.text };
+    return joinTextDeltas(last, next);
   if (
     last.type === "tool-call-delta" &&
     next.type === "tool-call-delta" &&

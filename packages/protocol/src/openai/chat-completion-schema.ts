@@ -174,9 +174,11 @@ export const ChatCompletionRequestSchema = Type.Object(
     tools: Type.Optional(Nullable(Type.Array(ChatToolSchema, { description: "Functions the model may call." }))),
     tool_choice: Type.Optional(Nullable(ChatToolChoiceSchema)),
     parallel_tool_calls: Type.Optional(Nullable(Type.Boolean({ description: "Accepted and ignored." }))),
-    logprobs: Type.Optional(Nullable(Type.Boolean({ description: "Not supported: `true` is answered with 400." }))),
+    logprobs: Type.Optional(
+      Nullable(Type.Boolean({ description: "Log probabilities of the output tokens. Remote models only (passed to the upstream server); a local model answers `true` with 400." })),
+    ),
     functions: Type.Optional(Type.Unknown({ description: "Deprecated by OpenAI and not supported: declare functions in `tools`." })),
-    top_logprobs: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 20, description: "Not supported (needs `logprobs`)." }))),
+    top_logprobs: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 20, description: "How many most likely alternatives to list per output token; needs `logprobs: true`." }))),
   },
   {
     $id: "CreateChatCompletionRequest",
@@ -187,6 +189,22 @@ export type ChatCompletionRequest = Static<typeof ChatCompletionRequestSchema>;
 
 // ---------------------------------------------------------------------------
 // Response
+
+const TopLogprobSchema = Type.Object({
+  token: Type.String(),
+  logprob: Type.Number({ description: "Natural log of the token's probability." }),
+  bytes: Nullable(Type.Array(Type.Integer(), { description: "The token's UTF-8 bytes." })),
+});
+
+const TokenLogprobSchema = Type.Object({
+  ...TopLogprobSchema.properties,
+  top_logprobs: Type.Array(TopLogprobSchema, { description: "The most likely tokens at this position (`top_logprobs` of the request), most likely first." }),
+});
+
+const ChoiceLogprobsSchema = Type.Object({
+  content: Nullable(Type.Array(TokenLogprobSchema)),
+  refusal: Type.Null(),
+});
 
 const FinishReasonSchema = Type.Enum(["stop", "length", "tool_calls", "content_filter"], {
   description: "`stop`: natural end or a stop sequence; `length`: `max_tokens` reached; `tool_calls`: the model called tools.",
@@ -214,7 +232,7 @@ export const ChatCompletionResponseSchema = Type.Object(
       Type.Object({
         index: Type.Integer(),
         message: ChatCompletionMessageSchema,
-        logprobs: Type.Null({ description: "Always null: log probabilities are not supported." }),
+        logprobs: Nullable(ChoiceLogprobsSchema, { description: "The output tokens' log probabilities when the request asked for them (`logprobs: true`), else null." }),
         finish_reason: FinishReasonSchema,
       }),
     ),
@@ -253,7 +271,7 @@ export const ChatCompletionChunkSchema = Type.Object(
             ),
           ),
         }),
-        logprobs: Type.Null(),
+        logprobs: Nullable(ChoiceLogprobsSchema, { description: "This delta's tokens when the request asked for log probabilities, else null." }),
         finish_reason: Nullable(FinishReasonSchema),
       }),
       { description: "One entry per choice that changed; empty in the final usage chunk." },

@@ -8,7 +8,7 @@
  * instead of building and serialising an object for every token. Tests parse
  * its output and validate it against the schemas.
  */
-import type { FinishReason, JobEvent } from "../jobs.js";
+import type { FinishReason, JobEvent, TokenLogprob } from "../jobs.js";
 import type { ChatCompletionResponse, ChatMessageToolCall } from "./chat-completion-schema.js";
 import type { CompletionUsage } from "./common-schema.js";
 import { chunkPrefix, usageOf, type CompletionIdentity, type StreamEncoderOptions } from "./encoding-common.js";
@@ -50,7 +50,7 @@ export class ChatStreamEncoder {
         this.#started[0] = true;
         return this.#prefix + '{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}' + this.#suffix;
       case "text-delta":
-        if (event.text === "") return undefined;
+        if (event.text === "" && event.logprobs === undefined) return undefined;
         return (
           this.#prefix +
           '{"index":' +
@@ -59,7 +59,7 @@ export class ChatStreamEncoder {
           this.#roleOnce(event.index) +
           '"content":' +
           JSON.stringify(event.text) +
-          '},"logprobs":null,"finish_reason":null}' +
+          (event.logprobs === undefined ? '},"logprobs":null,"finish_reason":null}' : '},"logprobs":' + JSON.stringify(choiceLogprobs(event.logprobs)) + ',"finish_reason":null}') +
           this.#suffix
         );
       case "tool-call-delta": {
@@ -140,8 +140,15 @@ export class ChatStreamEncoder {
   }
 }
 
+/** A choice's `logprobs` object for these tokens. */
+function choiceLogprobs(content: TokenLogprob[]): { content: TokenLogprob[]; refusal: null } {
+  return { content, refusal: null };
+}
+
 interface ChoiceState {
   text: string[];
+  /** Log probabilities of the choice's tokens, when any delta carried them. */
+  logprobs: TokenLogprob[] | undefined;
   toolCalls: { id: string; name: string; arguments: string[] }[];
   finishReason: FinishReason | undefined;
 }
@@ -168,9 +175,12 @@ export class ChatCompletionAccumulator {
         this.#promptTokens = event.promptTokens;
         this.#choice(0);
         return;
-      case "text-delta":
-        this.#choice(event.index).text.push(event.text);
+      case "text-delta": {
+        const choice = this.#choice(event.index);
+        choice.text.push(event.text);
+        if (event.logprobs !== undefined) (choice.logprobs ??= []).push(...event.logprobs);
         return;
+      }
       case "tool-call-delta": {
         const calls = this.#choice(event.index).toolCalls;
         const call = (calls[event.toolCallIndex] ??= {
@@ -213,7 +223,7 @@ export class ChatCompletionAccumulator {
       };
       if (toolCalls.length > 0) message.tool_calls = toolCalls;
       if (index === 0 && this.#reasoning.length > 0) Object.assign(message, { reasoning_content: this.#reasoning.join("") });
-      choices.push({ index, message, logprobs: null, finish_reason: choice.finishReason ?? "stop" });
+      choices.push({ index, message, logprobs: choice.logprobs === undefined ? null : choiceLogprobs(choice.logprobs), finish_reason: choice.finishReason ?? "stop" });
     });
     return {
       id: this.#identity.id,
@@ -227,6 +237,6 @@ export class ChatCompletionAccumulator {
   }
 
   #choice(index: number): ChoiceState {
-    return (this.#choices[index] ??= { text: [], toolCalls: [], finishReason: undefined });
+    return (this.#choices[index] ??= { text: [], logprobs: undefined, toolCalls: [], finishReason: undefined });
   }
 }

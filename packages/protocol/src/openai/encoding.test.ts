@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Compile } from "typebox/compile";
-import type { JobEvent } from "../jobs.js";
+import { joinTextDeltas, type JobEvent, type TokenLogprob } from "../jobs.js";
 import { ChatCompletionChunkSchema, ChatCompletionResponseSchema } from "./chat-completion-schema.js";
 import { ChatCompletionAccumulator, ChatStreamEncoder } from "./chat-encoding.js";
 import { CompletionChunkSchema, CompletionResponseSchema } from "./completion-schema.js";
@@ -109,6 +109,48 @@ describe("ChatCompletionAccumulator", () => {
       refusal: null,
       tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: '{"a":1}' } }],
     });
+  });
+});
+
+describe("log probabilities", () => {
+  const token = (text: string, logprob: number): TokenLogprob => ({ token: text, logprob, bytes: [...Buffer.from(text)], top_logprobs: [] });
+
+  it("ride on their delta's chunk, also when the token has no text, and add up in the response", () => {
+    const events: JobEvent[] = [
+      { type: "accepted", jobId: "j", model: "m", promptTokens: 3 },
+      { type: "text-delta", index: 0, text: "Hi", logprobs: [token("Hi", -0.5)] },
+      { type: "text-delta", index: 0, text: "", logprobs: [token("", -2)] },
+      { type: "text-delta", index: 0, text: "!" },
+      { type: "finish", index: 0, finishReason: "stop", completionTokens: 3 },
+    ];
+    const chunks = encodeAll(new ChatStreamEncoder({ ...identity, includeUsage: false }), events);
+    for (const chunk of chunks) expect(chunkCheck.Check(chunk)).toBe(true);
+    expect(chunks.map((chunk) => chunk.choices[0]?.logprobs)).toEqual([
+      null,
+      { content: [token("Hi", -0.5)], refusal: null },
+      { content: [token("", -2)], refusal: null },
+      null,
+      null,
+    ]);
+    const accumulator = new ChatCompletionAccumulator(identity);
+    for (const event of events) accumulator.add(event);
+    const response = accumulator.toResponse();
+    expect(Compile(ChatCompletionResponseSchema).Check(response)).toBe(true);
+    expect(response.choices[0]!.logprobs).toEqual({ content: [token("Hi", -0.5), token("", -2)], refusal: null });
+  });
+
+  it("stay in order when a transport joins two deltas", () => {
+    const first = { type: "text-delta" as const, index: 1, text: "a", logprobs: [token("a", -1)] };
+    expect(joinTextDeltas(first, { type: "text-delta", index: 1, text: "b", logprobs: [token("b", -2)] })).toEqual({
+      type: "text-delta",
+      index: 1,
+      text: "ab",
+      logprobs: [token("a", -1), token("b", -2)],
+    });
+    expect(joinTextDeltas({ type: "text-delta", index: 0, text: "a" }, { type: "text-delta", index: 0, text: "b", logprobs: [token("b", -2)] }).logprobs).toEqual([token("b", -2)]);
+    expect(joinTextDeltas({ type: "text-delta", index: 0, text: "a" }, { type: "text-delta", index: 0, text: "b" })).toEqual({ type: "text-delta", index: 0, text: "ab" });
+    // The first delta is not changed.
+    expect(first.logprobs).toHaveLength(1);
   });
 });
 

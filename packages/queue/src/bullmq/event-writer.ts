@@ -5,7 +5,7 @@
  * decoder costs fewer Redis entries without any timer adding latency.
  */
 import type { Redis } from "ioredis";
-import type { JobEvent } from "@switchboard/protocol";
+import { joinTextDeltas, type JobEvent } from "@switchboard/protocol";
 import { claimOutputScript } from "./redis.js";
 import { encodeBatch, isOutput } from "./wire.js";
 
@@ -80,7 +80,7 @@ export class EventWriter {
     this.events++;
     const last = this.#pending.at(-1);
     if (event.type === "text-delta" && last?.type === "text-delta" && last.index === event.index) {
-      this.#pending[this.#pending.length - 1] = { ...last, text: last.text + event.text };
+      this.#pending[this.#pending.length - 1] = joinTextDeltas(last, event);
     } else {
       this.#pending.push(event);
     }
