@@ -71,6 +71,8 @@ export interface RecordedRequest {
   authorization?: string;
   contentType?: string;
   bodyBytes: number;
+  /** The JSON body of a chat request, as received (other requests: absent). */
+  body?: Record<string, unknown>;
   status: number;
   /** Epoch milliseconds when the request arrived. */
   receivedAt: number;
@@ -261,7 +263,19 @@ export async function startHfWireServer(options: WireServerOptions = {}): Promis
       : undefined;
     const finishReason = toolCall ? "tool_calls" : kept.length < words.length ? "length" : "stop";
     record.task = "chat";
-    return { words: kept, usage, toolCall, finishReason };
+    record.body = body;
+    // One token per word (with its leading space), as the text is streamed.
+    const pieces = kept.map((word, index) => (index === 0 ? word : ` ${word}`));
+    const alternatives = typeof body.top_logprobs === "number" ? body.top_logprobs : 0;
+    const logprobs =
+      body.logprobs === true
+        ? pieces.map((token, index) => ({
+            token,
+            logprob: -(index + 1) / 8,
+            top_logprobs: Array.from({ length: alternatives }, (_, rank) => ({ token: rank === 0 ? token : `${token}~${rank}`, logprob: -(index + 1) / 8 - rank })),
+          }))
+        : undefined;
+    return { words: kept, pieces, usage, toolCall, finishReason, logprobs };
   }
 
   async function handleChat(response: ServerResponse, body: Record<string, unknown>, model: string, record: RecordedRequest, behaviour: WireBehaviour | undefined, request: IncomingMessage): Promise<void> {
@@ -273,7 +287,8 @@ export async function startHfWireServer(options: WireServerOptions = {}): Promis
         const message = answer.toolCall
           ? { role: "assistant", tool_calls: [answer.toolCall] }
           : { role: "assistant", content: answer.words.join(" ") };
-        const output = { ...base, object: "chat.completion", choices: [{ index: 0, message, finish_reason: answer.finishReason, logprobs: null }], usage: answer.usage };
+        const logprobs = answer.logprobs && !answer.toolCall ? { content: answer.logprobs } : null;
+        const output = { ...base, object: "chat.completion", choices: [{ index: 0, message, finish_reason: answer.finishReason, logprobs }], usage: answer.usage };
         const problems = validator.check("chat-completion", "output", output);
         record.violations.push(...problems);
         record.status = problems.length ? 500 : 200;
@@ -284,17 +299,17 @@ export async function startHfWireServer(options: WireServerOptions = {}): Promis
         record.violations.push(...validator.check("chat-completion", "stream_output", chunk));
         response.write(`data: ${JSON.stringify(chunk)}\n\n`);
       };
-      const chunk = (delta: unknown, finishReason: string | null) => ({
+      const chunk = (delta: unknown, finishReason: string | null, logprobs: unknown = null) => ({
         ...base,
         object: "chat.completion.chunk",
-        choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
+        choices: [{ index: 0, delta, finish_reason: finishReason, logprobs }],
       });
       if (answer.toolCall) {
         const { id, type, function: fn } = answer.toolCall;
         send(chunk({ role: "assistant", tool_calls: [{ index: 0, id, type, function: { name: fn.name, arguments: "" } }] }, null));
         send(chunk({ role: "assistant", tool_calls: [{ index: 0, id, type, function: { arguments: fn.arguments } }] }, null));
       } else {
-        answer.words.forEach((word, index) => send(chunk({ role: "assistant", content: index === 0 ? word : ` ${word}` }, null)));
+        answer.pieces.forEach((piece, index) => send(chunk({ role: "assistant", content: piece }, null, answer.logprobs ? { content: [answer.logprobs[index]] } : null)));
       }
       if (behaviour?.fail === "truncated") {
         response.end(`data: {"id":"","choices":[{"index":0,"delta":{"role":"assis`);

@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TEST_PNG } from "@switchboard/hf-wire-server";
 import type { ChatJob, Job, JobContext, JobEvent, TaskJob, TaskJobEvent } from "@switchboard/protocol";
-import { HfBackend } from "./hf-backend.js";
+import { HfBackend, tokenLogprobs } from "./hf-backend.js";
 import { captureLogger, endpointId, hubModel, providerId, startWireFixture, TEST_TOKEN, type WireFixture } from "./test-support.js";
 
 let fixture: WireFixture;
@@ -163,5 +163,26 @@ describe("models", () => {
 
   it("never logged the token", () => {
     expect(logger.lines.join("\n")).not.toContain(TEST_TOKEN);
+  });
+});
+
+describe("upstream log probabilities", () => {
+  it("become OpenAI's shape: bytes kept when the server sent them, else the token's UTF-8", () => {
+    expect(
+      tokenLogprobs({
+        content: [
+          { token: "é", logprob: -0.5, top_logprobs: [{ token: "é", logprob: -0.5 }] },
+          { token: "x", logprob: -1, bytes: [120], top_logprobs: [] },
+        ],
+      }),
+    ).toEqual([
+      { token: "é", logprob: -0.5, bytes: [195, 169], top_logprobs: [{ token: "é", logprob: -0.5, bytes: [195, 169] }] },
+      { token: "x", logprob: -1, bytes: [120], top_logprobs: [] },
+    ]);
+  });
+
+  it("are left out when absent or malformed, never passed on half-read", () => {
+    for (const logprobs of [null, undefined, {}, { content: null }, { content: [] }, { content: [{ token: "a" }] }, { content: [{ token: "a", logprob: -1, top_logprobs: [{ logprob: -2 }] }] }])
+      expect(tokenLogprobs(logprobs), JSON.stringify(logprobs)).toBeUndefined();
   });
 });

@@ -29,6 +29,8 @@ import {
   type TaskName,
   type TaskOutput,
   type TaskResultEvent,
+  type TokenLogprob,
+  type TopLogprob,
 } from "@switchboard/protocol";
 import type { ArtifactResolver } from "./binary-data.js";
 import { HfEngine, type HfCallContext, type HfChatRequest, type HfEngineOptions } from "./hf-engine.js";
@@ -93,6 +95,10 @@ export function chatRequestFromJob(job: ChatJob): HfChatRequest {
   if (sampling.presencePenalty !== undefined) request.presence_penalty = sampling.presencePenalty;
   if (sampling.frequencyPenalty !== undefined) request.frequency_penalty = sampling.frequencyPenalty;
   if (job.stop.length) request.stop = job.stop;
+  if (job.logprobs !== undefined) {
+    request.logprobs = true;
+    if (job.logprobs > 0) request.top_logprobs = job.logprobs;
+  }
   if (job.responseFormat && job.responseFormat.type !== "text") {
     request.response_format =
       job.responseFormat.type === "json_schema"
@@ -110,6 +116,39 @@ export function chatRequestFromJob(job: ChatJob): HfChatRequest {
   }
   if (job.toolChoice) request.tool_choice = typeof job.toolChoice === "string" ? job.toolChoice : { function: { name: job.toolChoice.name } };
   return request as unknown as HfChatRequest;
+}
+
+/**
+ * A choice's `logprobs.content` from upstream, in OpenAI's shape: servers that
+ * follow Hugging Face's spec (TGI) send no `bytes`, so they are the token's
+ * UTF-8 bytes. Undefined when the choice has none or they are malformed.
+ */
+export function tokenLogprobs(logprobs: unknown): TokenLogprob[] | undefined {
+  const content = (logprobs as { content?: unknown } | null | undefined)?.content;
+  if (!Array.isArray(content) || content.length === 0) return undefined;
+  const tokens: TokenLogprob[] = [];
+  for (const entry of content) {
+    const token = topLogprob(entry);
+    if (token === undefined) return undefined;
+    const alternatives = (entry as { top_logprobs?: unknown }).top_logprobs;
+    const top: TopLogprob[] = [];
+    if (Array.isArray(alternatives)) {
+      for (const alternative of alternatives) {
+        const read = topLogprob(alternative);
+        if (read === undefined) return undefined;
+        top.push(read);
+      }
+    }
+    tokens.push({ ...token, top_logprobs: top });
+  }
+  return tokens;
+}
+
+function topLogprob(entry: unknown): TopLogprob | undefined {
+  const { token, logprob, bytes } = (entry ?? {}) as { token?: unknown; logprob?: unknown; bytes?: unknown };
+  if (typeof token !== "string" || typeof logprob !== "number") return undefined;
+  const ownBytes = Array.isArray(bytes) && bytes.every((byte) => Number.isInteger(byte)) ? (bytes as number[]) : [...Buffer.from(token, "utf8")];
+  return { token, logprob, bytes: ownBytes };
 }
 
 /** Marks a failure of the artifact store, so it is not taken for the model's. */
@@ -229,12 +268,16 @@ export class HfBackend implements Backend {
         }
         for (const choice of chunk.choices) {
           const delta = choice.delta as { content?: unknown; tool_calls?: Array<{ index?: number; id?: string; function?: { name?: string | null; arguments?: string } }> } | undefined;
-          if (typeof delta?.content === "string" && delta.content.length > 0) {
-            deltas += 1;
-            if (pending?.type === "text-delta") pending.text += delta.content;
-            else {
+          const logprobs = job.logprobs === undefined ? undefined : tokenLogprobs(choice.logprobs);
+          if ((typeof delta?.content === "string" && delta.content.length > 0) || logprobs !== undefined) {
+            const text = typeof delta?.content === "string" ? delta.content : "";
+            if (text.length > 0) deltas += 1;
+            if (pending?.type === "text-delta") {
+              pending.text += text;
+              if (logprobs !== undefined) (pending.logprobs ??= []).push(...logprobs);
+            } else {
               if (pending) yield pending;
-              pending = { type: "text-delta", index: 0, text: delta.content };
+              pending = { type: "text-delta", index: 0, text, ...(logprobs === undefined ? {} : { logprobs }) };
             }
           }
           for (const toolCall of delta?.tool_calls ?? []) {
@@ -281,7 +324,8 @@ export class HfBackend implements Backend {
     const promptTokens = typeof usage?.prompt_tokens === "number" ? usage.prompt_tokens : 0;
     yield this.accepted(job, job.model, promptTokens);
     const text = typeof message.content === "string" ? message.content : "";
-    if (text) yield { type: "text-delta", index: 0, text };
+    const logprobs = job.logprobs === undefined ? undefined : tokenLogprobs(choice.logprobs);
+    if (text || logprobs !== undefined) yield { type: "text-delta", index: 0, text, ...(logprobs === undefined ? {} : { logprobs }) };
     for (const [toolCallIndex, toolCall] of (message.tool_calls ?? []).entries()) {
       yield {
         type: "tool-call-delta",
