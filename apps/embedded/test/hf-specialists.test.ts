@@ -353,6 +353,33 @@ describe("OpenAI routes through the official client", () => {
     expect(usage).toEqual(completion.usage);
   });
 
+  it.each([providerId("conversational"), endpointId("conversational")])("chat with remote model %s: logprobs with top_logprobs, streamed and not, as the upstream gave them", async (model) => {
+    const messages = [{ role: "user" as const, content: "hello there" }];
+    const completion = await client.chat.completions.create({ model, messages, logprobs: true, top_logprobs: 2 });
+    const asked = wire.requests.filter((request) => request.task === "chat").at(-1)!;
+    expect(asked.body).toMatchObject({ logprobs: true, top_logprobs: 2 });
+    const text = completion.choices[0]!.message.content!;
+    const tokens = completion.choices[0]!.logprobs!.content!;
+    // The wire server makes one token per word: -1/8 for the first, -2/8 for the next, and a runner-up one lower.
+    expect(tokens.map((token) => token.token).join("")).toBe(text);
+    tokens.forEach((token, index) => {
+      expect(token.logprob).toBeCloseTo(-(index + 1) / 8);
+      expect(token.bytes).toEqual([...Buffer.from(token.token, "utf8")]);
+      expect(token.top_logprobs.map((alternative) => alternative.token)).toEqual([token.token, `${token.token}~1`]);
+      expect(token.top_logprobs[1]!.logprob).toBeCloseTo(token.logprob - 1);
+    });
+
+    const stream = await client.chat.completions.create({ model, messages, logprobs: true, top_logprobs: 2, stream: true });
+    const streamed = [];
+    for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+    expect(streamed).toEqual(tokens);
+
+    // Not asked: null, and the upstream is not asked either.
+    const plain = await client.chat.completions.create({ model, messages });
+    expect(plain.choices[0]!.logprobs).toBeNull();
+    expect(wire.requests.filter((request) => request.task === "chat").at(-1)!.body).not.toHaveProperty("logprobs");
+  });
+
   it("embeddings from a feature-extraction model, float and base64 alike", async () => {
     const model = endpointId("feature-extraction");
     const float = await client.embeddings.create({ model, input: ["one", "two"], encoding_format: "float" });

@@ -7,28 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { contextLengthExceeded } from "@switchboard/protocol";
-import type { HfModelConfig } from "@switchboard/catalog";
-import { buildTestGateway, EMBEDDING_OFF_MODEL, TEST_MODEL, testConfig, type TestGateway } from "../test/gateway-harness.js";
+import { buildTestGateway, EMBEDDING_OFF_MODEL, REMOTE_CHAT, remoteChatModel, TEST_MODEL, testConfig, type TestGateway } from "../test/gateway-harness.js";
 import { textAnswer } from "../test/scripted-backend.js";
-
-/** A remote model that serves chat and text completions (an OpenAI-compatible endpoint); never called here. */
-const REMOTE_CHAT = "remote-chat";
-const remoteChat: HfModelConfig = {
-  id: REMOTE_CHAT,
-  aliases: [],
-  backend: "hf",
-  model: "acme/chat",
-  task: "conversational",
-  endpointUrl: "http://127.0.0.1:9/v1",
-  timeoutMs: 1000,
-  modalities: { in: ["text"], out: ["text"] },
-};
 
 let gateway: TestGateway;
 beforeAll(async () => {
   const config = testConfig();
   gateway = await buildTestGateway({
-    config: { ...config, models: [...config.models, remoteChat] },
+    config: { ...config, models: [...config.models, remoteChatModel] },
     script: (job) =>
       job.kind === "chat" && job.messages.some((message) => message.content === "too long")
         ? [{ type: "error", error: contextLengthExceeded(5000, 2048).toPayload() }]
@@ -182,6 +168,18 @@ describe("bad input", () => {
     expect(remoteCompletion.param).toBe("logit_bias");
     // An empty map asks for nothing: the request goes on.
     expect((await chat({ model: REMOTE_CHAT, messages: user, logit_bias: {} })).statusCode).toBe(200);
+  });
+
+  it("logprobs on a local model, and top_logprobs without logprobs → 400 naming the parameter", async () => {
+    const local = openAIError(await chat({ model: TEST_MODEL, messages: user, logprobs: true }), 400);
+    expect(local).toMatchObject({ type: "invalid_request_error", param: "logprobs" });
+    expect(local.message).toMatch(/local model.*choose a remote model/);
+    const alone = openAIError(await chat({ model: REMOTE_CHAT, messages: user, top_logprobs: 2 }), 400);
+    expect(alone.param).toBe("top_logprobs");
+    expect(alone.message).toMatch(/needs 'logprobs': true/);
+    expect(openAIError(await chat({ model: REMOTE_CHAT, messages: user, logprobs: true, top_logprobs: 21 }), 400).param).toBe("top_logprobs");
+    // false asks for nothing, on any model.
+    expect((await chat({ model: TEST_MODEL, messages: user, logprobs: false })).statusCode).toBe(200);
   });
 
   it("non-text content parts → 400 naming the part", async () => {

@@ -54,7 +54,7 @@ type SamplingRequest = Pick<
 export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, identity: JobIdentity): ChatJob {
   requireRemoteTask(model, "conversational", "chat completions");
   const choices = choiceCount(body.n, model);
-  if (body.logprobs === true) throw invalidRequest("Log probabilities are not supported: leave out 'logprobs' or set it to false.", "logprobs");
+  const logprobs = logprobsWanted(body, model);
   if (body.functions !== undefined && body.functions !== null)
     throw invalidRequest("'functions' is deprecated and not supported: declare them in 'tools' instead.", "functions");
 
@@ -71,6 +71,7 @@ export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, id
     stream: body.stream === true,
   };
   if (choices > 1) job.n = choices;
+  if (logprobs !== undefined) job.logprobs = logprobs;
   const responseFormat = chatResponseFormat(body.response_format);
   if (responseFormat !== undefined) job.responseFormat = responseFormat;
   if (tools !== undefined) {
@@ -144,6 +145,26 @@ function choiceCount(n: number | null | undefined, model: ModelConfig): number {
   if (!Number.isInteger(n) || n < 1 || n > MAX_CHOICES)
     throw invalidRequest(`'n' must be an integer from 1 to ${MAX_CHOICES} (got ${n}): the choices are generated one after another.`, "n");
   return n;
+}
+
+/**
+ * How many alternatives per token a chat request wants with its log
+ * probabilities (OpenAI `top_logprobs`, default 0), or undefined when it
+ * wants none. A remote model's server computes them; llama.cpp's chat
+ * generation here does not report them, so a local model refuses.
+ */
+function logprobsWanted(body: Pick<ChatCompletionRequest, "logprobs" | "top_logprobs">, model: ModelConfig): number | undefined {
+  const top = body.top_logprobs ?? undefined;
+  if (body.logprobs !== true) {
+    if (top !== undefined) throw invalidRequest("'top_logprobs' needs 'logprobs': true. Set 'logprobs' to true, or leave out 'top_logprobs'.", "top_logprobs");
+    return undefined;
+  }
+  if (model.backend !== "hf")
+    throw invalidRequest(
+      `The model '${model.id}' does not report log probabilities (it is a local model): leave out 'logprobs', or choose a remote model.`,
+      "logprobs",
+    );
+  return top ?? 0;
 }
 
 /**

@@ -10,8 +10,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ajv } from "ajv";
-import { openAISchemas, type JobEvent } from "@switchboard/protocol";
-import { buildTestGateway, TEST_MODEL, type TestGateway } from "../test/gateway-harness.js";
+import { openAISchemas, type JobEvent, type TokenLogprob } from "@switchboard/protocol";
+import { buildTestGateway, REMOTE_CHAT, remoteChatModel, TEST_MODEL, testConfig, type TestGateway } from "../test/gateway-harness.js";
 import { loadOpenAISpec, OPENAI_SPEC_PATH } from "../test/openai-spec.js";
 import { textAnswer, type Script } from "../test/scripted-backend.js";
 
@@ -42,7 +42,22 @@ function expectValid(component: string, value: unknown): void {
   expect(valid).toBe(true);
 }
 
+/** A token with its log probability and `top` alternatives, as a remote model's upstream reports it. */
+const tokenLogprob = (token: string, logprob: number, top: number): TokenLogprob => ({
+  token,
+  logprob,
+  bytes: [...Buffer.from(token, "utf8")],
+  top_logprobs: Array.from({ length: top }, (_, rank) => ({ token: rank === 0 ? token : `${token}${rank}`, logprob: logprob - rank, bytes: null })),
+});
+
 const script: Script = async function* (job): AsyncIterable<JobEvent> {
+  if (job.kind === "chat" && job.logprobs !== undefined) {
+    yield { type: "accepted", jobId: job.id, model: job.model, promptTokens: 5 };
+    yield { type: "text-delta", index: 0, text: "Hi", logprobs: [tokenLogprob("Hi", -0.25, job.logprobs)] };
+    yield { type: "text-delta", index: 0, text: " there", logprobs: [tokenLogprob(" there", -1.5, job.logprobs)] };
+    yield { type: "finish", index: 0, finishReason: "stop", completionTokens: 2 };
+    return;
+  }
   if (job.kind === "embedding") {
     yield { type: "accepted", jobId: job.id, model: job.model, promptTokens: job.input.length * 2 };
     yield { type: "embeddings", vectors: job.input.map((_, index) => [index, 0.5, -0.25]) };
@@ -72,7 +87,8 @@ const script: Script = async function* (job): AsyncIterable<JobEvent> {
 
 let gateway: TestGateway;
 beforeAll(async () => {
-  gateway = await buildTestGateway({ script });
+  const config = testConfig();
+  gateway = await buildTestGateway({ config: { ...config, models: [...config.models, remoteChatModel] }, script });
 });
 afterAll(() => gateway.close());
 
@@ -123,6 +139,17 @@ describe(`responses conform to ${official ? "the official OpenAI OpenAPI schemas
       expect(chunks.length).toBeGreaterThan(2);
       for (const chunk of chunks) expectValid("CreateChatCompletionStreamResponse", chunk);
     }
+  });
+
+  it("log probabilities of a remote model, streamed and not", async () => {
+    const answer = (await post("/v1/chat/completions", { model: REMOTE_CHAT, messages, logprobs: true, top_logprobs: 2 })).json();
+    expectValid("CreateChatCompletionResponse", answer);
+    expect(answer.choices[0].logprobs).toEqual({ content: [tokenLogprob("Hi", -0.25, 2), tokenLogprob(" there", -1.5, 2)], refusal: null });
+    const chunks = chunksOf((await post("/v1/chat/completions", { model: REMOTE_CHAT, messages, logprobs: true, stream: true })).body) as {
+      choices: { logprobs: { content: TokenLogprob[] } | null }[];
+    }[];
+    for (const chunk of chunks) expectValid("CreateChatCompletionStreamResponse", chunk);
+    expect(chunks.flatMap((chunk) => chunk.choices[0]?.logprobs?.content ?? [])).toEqual([tokenLogprob("Hi", -0.25, 0), tokenLogprob(" there", -1.5, 0)]);
   });
 
   it("CreateCompletionResponse: string and list prompts, one choice and n per prompt", async () => {

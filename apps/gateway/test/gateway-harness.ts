@@ -3,7 +3,7 @@
  * InProcessDispatcher, with a {@link ScriptedBackend} as the only engine.
  */
 import type { FastifyInstance } from "fastify";
-import { ARTIFACT_DEFAULTS, defaultRouterSettings, Catalog, HUGGING_FACE_DEFAULTS, type LlamaModelConfig, type ModelConfig, type SwitchboardConfig } from "@switchboard/catalog";
+import { ARTIFACT_DEFAULTS, defaultRouterSettings, Catalog, HUGGING_FACE_DEFAULTS, type HfModelConfig, type LlamaModelConfig, type ModelConfig, type SwitchboardConfig } from "@switchboard/catalog";
 import { InProcessDispatcher } from "@switchboard/queue";
 import { Registry } from "@switchboard/metrics";
 import { buildGateway } from "../src/index.js";
@@ -29,6 +29,19 @@ export function testModel(overrides: Partial<LlamaModelConfig> = {}): LlamaModel
     ...overrides,
   };
 }
+
+/** A remote model that serves chat and text completions (an OpenAI-compatible endpoint); the scripted backend answers for it. */
+export const REMOTE_CHAT = "remote-chat";
+export const remoteChatModel: HfModelConfig = {
+  id: REMOTE_CHAT,
+  aliases: [],
+  backend: "hf",
+  model: "acme/chat",
+  task: "conversational",
+  endpointUrl: "http://127.0.0.1:9/v1",
+  timeoutMs: 1000,
+  modalities: { in: ["text"], out: ["text"] },
+};
 
 export function testConfig(overrides: { server?: Partial<SwitchboardConfig["server"]>; apiKeys?: string[]; models?: ModelConfig[] } = {}): SwitchboardConfig {
   const models = overrides.models ?? [testModel(), testModel({ id: EMBEDDING_OFF_MODEL, aliases: [], embeddings: false })];

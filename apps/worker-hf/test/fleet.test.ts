@@ -133,6 +133,24 @@ describe("fleet mode (BullMQ transport, worker-hf)", () => {
     expect(usage).toMatchObject({ prompt_tokens: Math.ceil(JSON.stringify([{ role: "user", content: "hello there" }]).length / 4) });
   });
 
+  it("chat with a remote model: log probabilities cross the queue with their text, streamed and not", async () => {
+    const request = { model: endpointId("conversational"), messages: [{ role: "user" as const, content: "hello there" }], logprobs: true, top_logprobs: 1 };
+    const completion = await client.chat.completions.create(request);
+    const tokens = completion.choices[0]!.logprobs!.content!;
+    expect(tokens.map((token) => token.token).join("")).toBe(completion.choices[0]!.message.content);
+    expect(tokens.every((token) => token.top_logprobs.length === 1 && token.logprob < 0)).toBe(true);
+    // The worker joins deltas that wait for a Redis write: their tokens stay in order.
+    const stream = await client.chat.completions.create({ ...request, stream: true });
+    let text = "";
+    const streamed = [];
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+    }
+    expect(text).toBe(completion.choices[0]!.message.content);
+    expect(streamed).toEqual(tokens);
+  });
+
   it("a loading model's 503 and Retry-After cross the queue to the client", async () => {
     wire.setBehaviour(hubModel("text-to-speech", "p"), { fail: "503-loading", estimatedTime: 9 });
     const failure = (await client.audio.speech.create({ model: providerId("text-to-speech"), input: "x", voice: "alloy" }).catch((error: unknown) => error)) as InstanceType<typeof OpenAI.APIError>;
