@@ -380,6 +380,40 @@ describe("OpenAI routes through the official client", () => {
     expect(wire.requests.filter((request) => request.task === "chat").at(-1)!.body).not.toHaveProperty("logprobs");
   });
 
+  it.each([providerId("conversational"), endpointId("conversational")])("chat with remote model %s: n choices, one upstream call each with seed + i, streamed and not", async (model) => {
+    const messages = [{ role: "user" as const, content: "hello there" }];
+    const before = wire.requests.length;
+    const completion = await client.chat.completions.create({ model, messages, n: 3, seed: 40, logprobs: true });
+    const calls = wire.requests.slice(before).filter((request) => request.task === "chat");
+    expect(calls.map((call) => call.body?.seed).sort()).toEqual([40, 41, 42]);
+    expect(calls.every((call) => call.body?.n === undefined)).toBe(true);
+    expect(completion.choices.map((choice) => choice.index)).toEqual([0, 1, 2]);
+    const text = completion.choices[0]!.message.content!;
+    for (const choice of completion.choices) {
+      expect(choice.message.content).toBe(text);
+      expect(choice.logprobs!.content!.map((token) => token.token).join("")).toBe(text);
+    }
+    // The prompt counts once; each choice's words count.
+    const promptTokens = Math.ceil(JSON.stringify(messages).length / 4);
+    const words = text.split(" ").length;
+    expect(completion.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: 3 * words, total_tokens: promptTokens + 3 * words });
+
+    const stream = await client.chat.completions.create({ model, messages, n: 3, stream: true, stream_options: { include_usage: true } });
+    const texts = ["", "", ""];
+    const finishes: (string | null)[] = [];
+    let usage;
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) {
+        texts[choice.index] += choice.delta.content ?? "";
+        if (choice.finish_reason) finishes[choice.index] = choice.finish_reason;
+      }
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(texts).toEqual([text, text, text]);
+    expect(finishes).toEqual(["stop", "stop", "stop"]);
+    expect(usage).toEqual(completion.usage);
+  });
+
   it("embeddings from a feature-extraction model, float and base64 alike", async () => {
     const model = endpointId("feature-extraction");
     const float = await client.embeddings.create({ model, input: ["one", "two"], encoding_format: "float" });
@@ -408,8 +442,8 @@ describe("upstream faults reach the client as OpenAI errors", () => {
   it("a loading model is a 503 with Retry-After, streaming or not", async () => {
     const model = providerId("conversational");
     wire.setBehaviour(hubModel("conversational", "p"), { fail: "503-loading", estimatedTime: 7 });
-    for (const stream of [false, true]) {
-      const failure = (await client.chat.completions.create({ model, messages: [{ role: "user", content: "hi" }], stream }).catch((error: unknown) => error)) as InstanceType<
+    for (const [stream, n] of [[false, 1], [true, 1], [false, 2], [true, 2]] as const) {
+      const failure = (await client.chat.completions.create({ model, messages: [{ role: "user", content: "hi" }], stream, n }).catch((error: unknown) => error)) as InstanceType<
         typeof OpenAI.APIError
       >;
       expect(failure).toBeInstanceOf(OpenAI.APIError);

@@ -56,6 +56,18 @@ describe("chat jobs", () => {
     expect(fixture.server.violations()).toEqual([]);
   });
 
+  it("n choices: their calls all end when the client goes away, and the job ends quietly", async () => {
+    const model = endpointId("conversational");
+    fixture.server.setBehaviour(hubModel("conversational", "e"), { fail: "slow", delayMs: 5_000 });
+    for (const stream of [true, false]) {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 50);
+      const started = Date.now();
+      expect(await collect(backend.run(chatJob(model, { n: 3, stream }), context(controller.signal)))).toEqual([]);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    }
+  });
+
   it("maps tools, tool choice, earlier tool calls and json_schema onto the wire and tool-call deltas back", async () => {
     const job = chatJob(providerId("conversational"), {
       messages: [

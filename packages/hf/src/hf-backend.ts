@@ -8,6 +8,7 @@
 import type { ArtifactStore } from "@switchboard/artifacts";
 import {
   GatewayError,
+  JobAbortController,
   asGatewayError,
   invalidRequest,
   mapBinaryOutputs,
@@ -242,6 +243,10 @@ export class HfBackend implements Backend {
   }
 
   private async *chat(job: ChatJob, call: HfCallContext): AsyncGenerator<JobEvent> {
+    if (job.n !== undefined && job.n > 1) {
+      yield* this.chatChoices(job, job.n, call);
+      return;
+    }
     if (job.stream === false) {
       yield* this.chatInOnePiece(job, call);
       return;
@@ -313,6 +318,54 @@ export class HfBackend implements Backend {
       // Usage comes last upstream, so the prompt count rides on the finish event.
       ...(typeof promptTokens === "number" ? { promptTokens } : {}),
     };
+  }
+
+  /**
+   * `n` choices of one chat job: one upstream call per choice, at the same
+   * time (choice `i` samples with `seed + i` when a seed is set), since not
+   * every server honours `n`. The job is accepted once every call has been;
+   * a call refused before that refuses the job, and one that fails later
+   * ends it. Choices stream as their calls produce them, each with its index.
+   */
+  private async *chatChoices(job: ChatJob, n: number, call: HfCallContext): AsyncGenerator<JobEvent> {
+    // The choices' own signal: when one fails, or the client goes, the others' calls end too.
+    const choices = new JobAbortController();
+    const parent = call.signal;
+    const abortChoices = () => choices.abort(parent?.reason);
+    parent?.addEventListener("abort", abortChoices, { once: true });
+    if (parent?.aborted) abortChoices();
+    const choiceCall: HfCallContext = { ...call, signal: choices.signal };
+    const seed = job.sampling.seed;
+    const runs = Array.from({ length: n }, (_, index) => {
+      const one: ChatJob = { ...job, sampling: seed === undefined ? job.sampling : { ...job.sampling, seed: seed + index } };
+      delete one.n;
+      return this.chat(one, choiceCall)[Symbol.asyncIterator]();
+    });
+    const pending = new Map<number, Promise<{ index: number; result: IteratorResult<JobEvent> }>>();
+    try {
+      // Each call's first event is its `accepted` (a refusal throws, and refuses the job).
+      const [first] = await Promise.all(runs.map((run) => run.next()));
+      // Prompt tokens are counted once, as OpenAI counts them for `n` choices (streamed calls report them at the end).
+      yield this.accepted(job, job.model, first && !first.done && first.value.type === "accepted" ? first.value.promptTokens : 0);
+      const pull = (index: number) => pending.set(index, runs[index]!.next().then((result) => ({ index, result })));
+      runs.forEach((_, index) => pull(index));
+      while (pending.size > 0) {
+        const { index, result } = await Promise.race(pending.values());
+        if (result.done) {
+          pending.delete(index);
+          continue;
+        }
+        const event = result.value;
+        if (event.type === "text-delta" || event.type === "tool-call-delta" || event.type === "finish") yield { ...event, index };
+        pull(index);
+      }
+    } finally {
+      parent?.removeEventListener("abort", abortChoices);
+      if (!choices.signal.aborted) choices.abort();
+      // Reads still in flight end with the abort; nobody waits for them but the generators' return.
+      for (const read of pending.values()) read.catch(() => undefined);
+      await Promise.allSettled(runs.map((run) => run.return(undefined)));
+    }
   }
 
   /** A chat job whose client does not stream: one upstream call without server-sent events, the same events. */
