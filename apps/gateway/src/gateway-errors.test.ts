@@ -123,10 +123,11 @@ describe("bad input", () => {
     expect(openAIError(await chat({ model: TEST_MODEL, messages: user, n: 0 }), 400).param).toBe("n");
   });
 
-  it("n > 1 on a remote model → 400 on n: it serves one choice per request", async () => {
-    const remote = openAIError(await chat({ model: REMOTE_CHAT, messages: user, n: 2 }), 400);
-    expect(remote.param).toBe("n");
-    expect(remote.message).toMatch(/one choice per request/);
+  it("n on a remote model: up to 8 chat choices (a call each), one text completion → else 400 on n", async () => {
+    expect((await chat({ model: REMOTE_CHAT, messages: user, n: 8 })).statusCode).toBe(200);
+    const tooMany = openAIError(await chat({ model: REMOTE_CHAT, messages: user, n: 9 }), 400);
+    expect(tooMany.param).toBe("n");
+    expect(tooMany.message).toMatch(/from 1 to 8 \(got 9\): each choice is one call to the remote model/);
     const remoteCompletion = openAIError(await gateway.app.inject({ method: "POST", url: "/v1/completions", payload: { model: REMOTE_CHAT, prompt: "a", n: 2 } }), 400);
     expect(remoteCompletion.param).toBe("n");
     // n: 1 is fine everywhere: the route gets as far as the engine.

@@ -151,6 +151,18 @@ describe("fleet mode (BullMQ transport, worker-hf)", () => {
     expect(streamed).toEqual(tokens);
   });
 
+  it("chat with a remote model: n choices cross the queue, each under its index", async () => {
+    const request = { model: endpointId("conversational"), messages: [{ role: "user" as const, content: "hello there" }], n: 2 };
+    const completion = await client.chat.completions.create(request);
+    expect(completion.choices.map((choice) => [choice.index, choice.message.content])).toEqual([
+      [0, expect.stringMatching(/you said 11 characters/)],
+      [1, completion.choices[0]!.message.content],
+    ]);
+    const texts = ["", ""];
+    for await (const chunk of await client.chat.completions.create({ ...request, stream: true })) for (const choice of chunk.choices) texts[choice.index] += choice.delta.content ?? "";
+    expect(texts).toEqual([completion.choices[0]!.message.content, completion.choices[0]!.message.content]);
+  });
+
   it("a loading model's 503 and Retry-After cross the queue to the client", async () => {
     wire.setBehaviour(hubModel("text-to-speech", "p"), { fail: "503-loading", estimatedTime: 9 });
     const failure = (await client.audio.speech.create({ model: providerId("text-to-speech"), input: "x", voice: "alloy" }).catch((error: unknown) => error)) as InstanceType<typeof OpenAI.APIError>;
