@@ -162,7 +162,8 @@ function choiceCount(n: number | null | undefined, model: ModelConfig, options: 
 function logprobsWanted(body: Pick<ChatCompletionRequest, "logprobs" | "top_logprobs">, model: ModelConfig): number | undefined {
   const top = body.top_logprobs ?? undefined;
   if (body.logprobs !== true) {
-    if (top !== undefined) throw invalidRequest("'top_logprobs' needs 'logprobs': true. Set 'logprobs' to true, or leave out 'top_logprobs'.", "top_logprobs");
+    // 0 asks for nothing; more without `logprobs` is a request that cannot be met as written.
+    if (top !== undefined && top > 0) throw invalidRequest("'top_logprobs' needs 'logprobs': true. Set 'logprobs' to true, or leave out 'top_logprobs'.", "top_logprobs");
     return undefined;
   }
   if (model.backend !== "hf")
