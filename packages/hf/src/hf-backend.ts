@@ -337,7 +337,8 @@ export class HfBackend implements Backend {
     const choiceCall: HfCallContext = { ...call, signal: choices.signal };
     const seed = job.sampling.seed;
     const runs = Array.from({ length: n }, (_, index) => {
-      const one: ChatJob = { ...job, sampling: seed === undefined ? job.sampling : { ...job.sampling, seed: seed + index } };
+      // Its own id too: tool-call ids made for calls the upstream left unnamed stay unique across choices.
+      const one: ChatJob = { ...job, id: `${job.id}_${index}`, sampling: seed === undefined ? job.sampling : { ...job.sampling, seed: seed + index } };
       delete one.n;
       return this.chat(one, choiceCall)[Symbol.asyncIterator]();
     });
