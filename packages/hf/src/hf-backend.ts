@@ -274,15 +274,16 @@ export class HfBackend implements Backend {
         for (const choice of chunk.choices) {
           const delta = choice.delta as { content?: unknown; tool_calls?: Array<{ index?: number; id?: string; function?: { name?: string | null; arguments?: string } }> } | undefined;
           const logprobs = job.logprobs === undefined ? undefined : tokenLogprobs(choice.logprobs);
-          if ((typeof delta?.content === "string" && delta.content.length > 0) || logprobs !== undefined) {
-            const text = typeof delta?.content === "string" ? delta.content : "";
+          const text = typeof delta?.content === "string" ? delta.content : "";
+          if (text.length > 0 || logprobs !== undefined) {
             if (text.length > 0) deltas += 1;
             if (pending?.type === "text-delta") {
               pending.text += text;
               if (logprobs !== undefined) (pending.logprobs ??= []).push(...logprobs);
             } else {
               if (pending) yield pending;
-              pending = { type: "text-delta", index: 0, text, ...(logprobs === undefined ? {} : { logprobs }) };
+              // No spread on the per-chunk path: the plain delta is a literal of its own.
+              pending = logprobs === undefined ? { type: "text-delta", index: 0, text } : { type: "text-delta", index: 0, text, logprobs };
             }
           }
           for (const toolCall of delta?.tool_calls ?? []) {

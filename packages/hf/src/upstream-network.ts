@@ -446,10 +446,7 @@ export class StreamedResponse {
       },
       cancel: async () => source.cancel(),
       [Symbol.asyncIterator]: () => ({
-        next: async (): Promise<IteratorResult<Uint8Array>> => {
-          const chunks = await source.next();
-          return chunks === undefined ? { done: true, value: undefined } : { done: false, value: joined(chunks) };
-        },
+        next: read,
         return: async (): Promise<IteratorResult<Uint8Array>> => {
           source.cancel();
           return { done: true, value: undefined };
