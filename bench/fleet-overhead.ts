@@ -12,6 +12,9 @@
  * - latency: `--requests` sequential 1-token completions (`max_tokens: 1`) on
  *   the generated tiny model at one connection; the bare floor is as many
  *   `Queue.add` + trivial worker + `waitUntilFinished` round trips, no HTTP;
+ *   the fleet side once more on a worker whose model has one sequence
+ *   (otherwise the same): BullMQ fetches ahead when a worker may run several
+ *   jobs, and on two cores those extra fetches slow the job they run beside;
  * - streaming: `--streams` chat replies on the generated 25m model through
  *   the official openai client with include_usage (generated models end a
  *   reply after ~45 tokens). Decode tokens/s is the tokens after the first
@@ -61,6 +64,8 @@ const prefix = process.env.FLEET_BENCH_PREFIX ?? `sbbench-${randomBytes(5).toStr
 const TINY = "bench-tiny";
 const MODEL_25M = "bench-25m";
 const TRIVIAL = "bench-trivial";
+/** The tiny model again, on a worker with one sequence: its BullMQ worker never fetches ahead. */
+const TINY_ONE_SEQUENCE = "bench-tiny-1seq";
 const BARE_QUEUE = "bare";
 const WARNING = "MaxListenersExceededWarning";
 
@@ -476,8 +481,12 @@ async function main(): Promise<void> {
       { id: MODEL_25M, backend: "llama", source: path25m, ...modelSettings },
     ];
     // The fleet's catalog also lists the trivial model; the llama worker does not load it, the scripted worker serves its queue.
-    const fleetModels = [...models, { id: TRIVIAL, backend: "llama", source: tinyPath, ...modelSettings, maxWaiting: Math.max(256, connections * 2) }];
-    const [embeddedPort, gatewayPort, workerPort] = [await freePort(), await freePort(), await freePort()];
+    const fleetModels = [
+      ...models,
+      { id: TRIVIAL, backend: "llama", source: tinyPath, ...modelSettings, maxWaiting: Math.max(256, connections * 2) },
+      { id: TINY_ONE_SEQUENCE, backend: "llama", source: tinyPath, ...modelSettings, sequences: 1 },
+    ];
+    const [embeddedPort, gatewayPort, workerPort, oneSequenceWorkerPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const writeConfig = (name: string, port: number, list: object[]) => {
       const path = join(workDir, `fleet-overhead-${name}-${prefix}.json`);
       writeFileSync(path, JSON.stringify({ server: { host: "127.0.0.1", port, logLevel: "warn" }, modelsDir: workDir, models: list }));
@@ -494,6 +503,12 @@ async function main(): Promise<void> {
       SWITCHBOARD_CONFIG: fleetConfig,
       SWITCHBOARD_WORKER_MODELS: `${TINY},${MODEL_25M}`,
     });
+    const oneSequenceWorker = startApp("llama worker (1 sequence)", "apps/worker-llama/src/main.ts", {
+      ...common,
+      PORT: String(oneSequenceWorkerPort),
+      SWITCHBOARD_CONFIG: fleetConfig,
+      SWITCHBOARD_WORKER_MODELS: TINY_ONE_SEQUENCE,
+    });
     const [scriptedWorker, bareWorker, bareProducer] = await Promise.all([
       startRole("scripted worker", "scripted-worker", connections),
       startRole("bare worker", "bare-worker", connections),
@@ -504,6 +519,7 @@ async function main(): Promise<void> {
     const isReady = (body: unknown) => (body as { status?: string }).status === "ready";
     await waitReady("embedded", `${embeddedUrl}/ready`, isReady);
     await waitReady("llama worker", `http://127.0.0.1:${workerPort}/ready`, () => true);
+    await waitReady("llama worker (1 sequence)", `http://127.0.0.1:${oneSequenceWorkerPort}/ready`, () => true);
     // Ready once every model of the catalog has a live worker.
     await waitReady("fleet gateway", `${gatewayUrl}/ready`, isReady);
     console.log(`started in ${((performance.now() - benchStarted) / 1000).toFixed(1)} s; prefix ${prefix}`);
@@ -524,10 +540,11 @@ async function main(): Promise<void> {
     const bareRun = (count: number, inFlight: number) => () =>
       ask<{ result: LoopResult }>(bareProducer, { type: "run", requests: count, connections: inFlight }, "result").then((reply) => reply.result);
 
-    type LatencySide = "in-process" | "fleet" | "bare BullMQ";
+    type LatencySide = "in-process" | "fleet" | "fleet, 1 sequence" | "bare BullMQ";
     const latencySides: Record<LatencySide, { pids: number[]; run: (count: number) => () => Promise<LoopResult> }> = {
       "in-process": { pids: [embedded.pid], run: (count) => () => closedLoop(count, 1, completion(embeddedOne, TINY, "Hello")) },
       fleet: { pids: [gateway.pid, llamaWorker.pid], run: (count) => () => closedLoop(count, 1, completion(gatewayOne, TINY, "Hello")) },
+      "fleet, 1 sequence": { pids: [gateway.pid, oneSequenceWorker.pid], run: (count) => () => closedLoop(count, 1, completion(gatewayOne, TINY_ONE_SEQUENCE, "Hello")) },
       "bare BullMQ": { pids: [bareProducer.pid, bareWorker.pid], run: (count) => bareRun(count, 1) },
     };
     type StreamSide = "in-process" | "fleet";
@@ -541,7 +558,7 @@ async function main(): Promise<void> {
       "bare BullMQ": { pids: [bareProducer.pid, bareWorker.pid], run: (count) => bareRun(count, connections) },
     };
 
-    const latency: Record<LatencySide, Measured[]> = { "in-process": [], fleet: [], "bare BullMQ": [] };
+    const latency: Record<LatencySide, Measured[]> = { "in-process": [], fleet: [], "fleet, 1 sequence": [], "bare BullMQ": [] };
     const streaming: Record<StreamSide, { ttftMs: number[]; decodeRate: number[]; decodeRateTokensMinusOne: number[]; replyRate: number[]; tokens: number[]; chunksPerReply: number[]; processCpuUsPerReply: number[]; redisCommandsPerReply: number[]; redisBusy: boolean[] }> = {
       "in-process": { ttftMs: [], decodeRate: [], decodeRateTokensMinusOne: [], replyRate: [], tokens: [], chunksPerReply: [], processCpuUsPerReply: [], redisCommandsPerReply: [], redisBusy: [] },
       fleet: { ttftMs: [], decodeRate: [], decodeRateTokensMinusOne: [], replyRate: [], tokens: [], chunksPerReply: [], processCpuUsPerReply: [], redisCommandsPerReply: [], redisBusy: [] },
@@ -549,6 +566,7 @@ async function main(): Promise<void> {
     const throughput: Record<BurstSide, Measured[]> = { "fleet (trivial)": [], "bare BullMQ": [] };
     const addedP50: number[] = [];
     const addedP99: number[] = [];
+    const addedP50OneSequence: number[] = [];
     const decodeRatio: number[] = [];
     const throughputRatio: number[] = [];
 
@@ -563,6 +581,7 @@ async function main(): Promise<void> {
       }
       addedP50.push(roundLatency.fleet.p50Ms - roundLatency["in-process"].p50Ms);
       addedP99.push(roundLatency.fleet.p99Ms - roundLatency["in-process"].p99Ms);
+      addedP50OneSequence.push(roundLatency["fleet, 1 sequence"].p50Ms - roundLatency["in-process"].p50Ms);
 
       const roundDecode = {} as Record<StreamSide, number>;
       for (const side of ordered(Object.keys(streamClients) as StreamSide[], round)) {
@@ -620,7 +639,7 @@ async function main(): Promise<void> {
     }
     const errors = [...Object.values(latency).flat(), ...Object.values(throughput).flat()].reduce((sum, run) => sum + run.errors, 0);
 
-    report({ latency, streaming, throughput, addedP50, addedP99, decodeRatio, throughputRatio, warnings, errors, prefix, seconds: (performance.now() - benchStarted) / 1000, loadAverage: [loadBefore, loadavg()[0]!] });
+    report({ latency, streaming, throughput, addedP50, addedP99, addedP50OneSequence, decodeRatio, throughputRatio, warnings, errors, prefix, seconds: (performance.now() - benchStarted) / 1000, loadAverage: [loadBefore, loadavg()[0]!] });
   } finally {
     await Promise.all(pools.map((pool) => pool.close()));
     await stopAll();
@@ -661,6 +680,8 @@ interface Report {
   throughput: Record<string, Measured[]>;
   addedP50: number[];
   addedP99: number[];
+  /** The same with a worker of one sequence, whose BullMQ worker never fetches ahead: what the fetch-ahead costs. */
+  addedP50OneSequence: number[];
   decodeRatio: number[];
   throughputRatio: number[];
   warnings: Record<string, number>;
@@ -690,6 +711,7 @@ function report(result: Report): void {
   rows.push(["1-token latency p99, ms (1 conn)", cell(of(latency["in-process"], "p99Ms")), cell(of(latency.fleet, "p99Ms")), cell(of(latency["bare BullMQ"], "p99Ms")), "", ""]);
   rows.push(["fleet adds p50, ms", "", cell(result.addedP50), "", "≤ 1.5", verdict(median(result.addedP50) <= 1.5)]);
   rows.push(["fleet adds p99, ms", "", cell(result.addedP99), "", "aim ≤ 3", verdict(median(result.addedP99) <= 3)]);
+  rows.push(["  same, worker with 1 sequence (p50), ms", "", cell(result.addedP50OneSequence), "", "", ""]);
   rows.push(["CPU/request, us (processes, 1 conn)", cell(of(latency["in-process"], "processCpuUs"), 0), cell(of(latency.fleet, "processCpuUs"), 0), cell(of(latency["bare BullMQ"], "processCpuUs"), 0), "", ""]);
   rows.push(["Redis CPU/request, us (1 conn)", redisCell(latency["in-process"], "redisCpuUs", 0), redisCell(latency.fleet, "redisCpuUs", 0), redisCell(latency["bare BullMQ"], "redisCpuUs", 0), "", ""]);
   rows.push(["Redis commands/request (1 conn)", redisCell(latency["in-process"], "redisCommands", 1), redisCell(latency.fleet, "redisCommands", 1), redisCell(latency["bare BullMQ"], "redisCommands", 1), "", ""]);

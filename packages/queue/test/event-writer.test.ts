@@ -31,8 +31,8 @@ describe("EventWriter", () => {
     await deletePrefix(redisUrl, prefix);
   });
 
-  function writer(stops: WriterStop[] = []) {
-    return new EventWriter({ redis, inbox, stateKey, jobId: "job-1", inboxMaxLength: 1000, onStop: (reason) => stops.push(reason) });
+  function writer(stops: WriterStop[] = [], acceptedHoldMs?: number) {
+    return new EventWriter({ redis, inbox, stateKey, jobId: "job-1", inboxMaxLength: 1000, onStop: (reason) => stops.push(reason), ...(acceptedHoldMs === undefined ? {} : { acceptedHoldMs }) });
   }
 
   async function batches(): Promise<EventBatch[]> {
@@ -118,7 +118,8 @@ describe("EventWriter", () => {
   });
 
   it("steps aside at shutdown only while none of its output is out: then it writes nothing more", async () => {
-    const early = writer();
+    // `accepted` goes out at once; the delta waits behind its write.
+    const early = writer([], 0);
     early.begin(1);
     early.push({ type: "accepted", jobId: "job-1", model: "m", promptTokens: 3 });
     early.push({ type: "text-delta", index: 0, text: "not yet sent" });
@@ -169,5 +170,75 @@ describe("EventWriter", () => {
     expect(written[0]).toMatchObject({ attempt: 1, seq: 0, end: true });
     expect(written[0]!.events.map((event) => event.type)).toEqual(["accepted", "text-delta", "finish"]);
     expect(await redis.exists(stateKey)).toBe(0);
+  });
+
+  it("holds a lone accepted for the first output, so a short job's start and output share one write that dates the start", async () => {
+    const events = writer([], 200);
+    events.begin(1);
+    events.push({ type: "accepted", jobId: "job-1", model: "m", promptTokens: 3 });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(await batches()).toEqual([]);
+    events.push({ type: "text-delta", index: 0, text: "hi" });
+    events.push({ type: "finish", index: 0, finishReason: "stop", completionTokens: 1 });
+    await events.end();
+
+    const written = await batches();
+    expect(written.map((batch) => batch.events.map((event) => event.type))).toEqual([["accepted", "text-delta"], ["finish"]]);
+    // Held since the push, 30 ms and more: the gateway dates the job's start back by that much.
+    expect(written[0]!.heldMs).toBeGreaterThanOrEqual(25);
+    expect(written.slice(1).every((batch) => batch.heldMs === undefined)).toBe(true);
+    expect(written.at(-1)!.end).toBe(true);
+  });
+
+  it("sends a lone accepted once its hold is over, while the prompt is still being read", async () => {
+    const events = writer([], 20);
+    events.begin(1);
+    events.push({ type: "accepted", jobId: "job-1", model: "m", promptTokens: 3 });
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    const written = await batches();
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatchObject({ seq: 0, end: false, events: [{ type: "accepted" }] });
+    expect(written[0]!.heldMs).toBeGreaterThanOrEqual(18);
+    await events.end();
+  });
+
+  it("sends the last batch right behind a write in flight instead of waiting for its reply, in order", async () => {
+    const sent: string[] = [];
+    const spy = new Redis(redisUrl);
+    spy.on("error", () => undefined);
+    const events = new EventWriter({ redis: spy, inbox, stateKey, jobId: "job-1", inboxMaxLength: 1000, onStop: () => undefined, acceptedHoldMs: 0 });
+    // Hold every reply back until both writes are sent: the second must not wait for the first.
+    const original = spy.sendCommand.bind(spy);
+    spy.sendCommand = ((command: { name: string }) => {
+      sent.push(command.name);
+      return original(command as never);
+    }) as typeof spy.sendCommand;
+    events.begin(1);
+    events.push({ type: "accepted", jobId: "job-1", model: "m", promptTokens: 3 });
+    events.push({ type: "text-delta", index: 0, text: "a" });
+    events.push({ type: "finish", index: 0, finishReason: "stop", completionTokens: 1 });
+    const ending = events.end();
+    // Both batches are on the connection before any reply was read.
+    expect(sent.filter((name) => name === "eval")).toHaveLength(2);
+    await ending;
+    spy.disconnect();
+
+    const written = await batches();
+    expect(written.map((batch) => batch.seq)).toEqual([0, 1]);
+    expect(written.map((batch) => batch.end)).toEqual([false, true]);
+    expect(written.map((batch) => batch.events.map((event) => event.type))).toEqual([["accepted"], ["text-delta", "finish"]]);
+    expect(await redis.exists(stateKey)).toBe(0);
+  });
+
+  it("after a refused check, a batch sent behind it is refused too: no gap reaches the gateway", async () => {
+    await redis.hset(stateKey, "o", "1");
+    const stops: WriterStop[] = [];
+    const rerun = writer(stops, 0);
+    rerun.begin(2);
+    rerun.push({ type: "accepted", jobId: "job-1", model: "m", promptTokens: 3 });
+    rerun.push({ type: "text-delta", index: 0, text: "late" });
+    await rerun.end();
+    expect(stops).toEqual(["superseded"]);
+    expect(await batches()).toEqual([]);
   });
 });

@@ -250,6 +250,26 @@ describe("BullMQ transport with a scripted backend", () => {
     expect(depth).toEqual(expect.arrayContaining([{ queue: queueName, state: "waiting", count: 0 }]));
   });
 
+  it("dates a job's start from when its worker accepted it, not from when the held accepted arrived", async () => {
+    // The worker holds `accepted` for the first output, which comes after a 300 ms prefill.
+    startWorker("a", { acceptedHoldMs: 1000 });
+    const metrics = new RecordingMetrics();
+    const dispatcher = await startDispatcher({ metrics });
+    await waitForLiveWorkers(redisUrl, prefix, queueName, 1);
+
+    const started = performance.now();
+    const events = await collect(dispatcher.submit(scriptJob("prefill:300:1")));
+    const elapsedSeconds = (performance.now() - started) / 1000;
+
+    expect(events.map((event) => event.type)).toEqual(["accepted", "text-delta", "finish"]);
+    const [start] = metrics.started;
+    const [finish] = metrics.finished;
+    // The prefill counts as running, not waiting.
+    expect(start!.waitSeconds).toBeLessThan(0.2);
+    expect(finish!.runSeconds).toBeGreaterThan(0.25);
+    expect(start!.waitSeconds + finish!.runSeconds).toBeLessThanOrEqual(elapsedSeconds + 0.01);
+  });
+
   it("reads queue depth from BullMQ at scrape time, for the queues it was given and those it used", async () => {
     startWorker("a", { concurrencyPerModel: 1 });
     const metrics = new RecordingMetrics();

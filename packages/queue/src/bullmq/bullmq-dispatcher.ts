@@ -25,7 +25,7 @@ import {
 import type { Dispatcher, SubmitOptions } from "../dispatcher.js";
 import type { QueueDepthSample, QueueJobOutcome, QueueMetrics } from "../queue-metrics.js";
 import { DEFAULT_PREFIX, FleetKeys, bullJobId, defaultQueueFor } from "./names.js";
-import { PendingJob, transportErrors } from "./pending-job.js";
+import { acceptedHeldMs, PendingJob, transportErrors } from "./pending-job.js";
 import { admitScript, createRedis, liveCountScript, queueDepthScript, reconnectStrategy, type RedisConnection } from "./redis.js";
 import { decodeBatch, type JobEnvelope } from "./wire.js";
 import type { WorkerStatus } from "./worker-runtime.js";
@@ -334,7 +334,8 @@ export class BullmqDispatcher implements Dispatcher {
           first = false;
           if (event.type === "error") outcome = "rejected";
           else {
-            startedAt = performance.now();
+            // A worker may hold its `accepted` a moment for the first output: the job started then.
+            startedAt = Math.max(submittedAt, performance.now() - (acceptedHeldMs.get(event) ?? 0));
             metrics.jobStarted(queue, (startedAt - submittedAt) / 1000);
           }
         } else if (event.type === "error" && (transportErrors.has(event) || WORKER_TRANSPORT_FAILURES.has(event.error.code ?? ""))) {

@@ -2,7 +2,11 @@
  * Worker side: appends one attempt's events to the gateway's inbox, in order.
  * Events produced while a write is in flight are coalesced into the next
  * write (adjacent text deltas of one choice become one delta), so a fast
- * decoder costs fewer Redis entries without any timer adding latency.
+ * decoder costs fewer Redis entries without any timer adding latency. Two
+ * exceptions keep short jobs short: an `accepted` with nothing after it waits
+ * a moment for the first output, so the two share one write, and the last
+ * batch never waits for the write before it (both go out back to back on one
+ * connection, which keeps their order).
  */
 import type { Redis } from "ioredis";
 import { joinTextDeltas, type JobEvent } from "@switchboard/protocol";
@@ -28,18 +32,40 @@ export interface EventWriterOptions {
   inboxMaxLength: number;
   /** Called once when the writer stops early, so the caller can abort the generation. */
   onStop: (reason: WriterStop, error?: unknown) => void;
+  /**
+   * How long an `accepted` with nothing after it waits for output to share its
+   * write, in ms (default {@link ACCEPTED_HOLD_MS}); 0 writes it at once.
+   */
+  acceptedHoldMs?: number;
 }
+
+/**
+ * Default wait of a lone `accepted` for the first output: long enough for a
+ * short prompt's first token on a CPU, short against the heartbeat that
+ * watches a running job's worker. The gateway learns how long it was held,
+ * so queue wait times stay exact.
+ */
+export const ACCEPTED_HOLD_MS = 50;
 
 export class EventWriter {
   readonly #options: EventWriterOptions;
+  readonly #holdMs: number;
   #pending: JobEvent[] = [];
+  /** `performance.now()` when the first event was pushed: the first batch says how long it waited. */
+  #firstPushedAt: number | undefined;
   /** Set by {@link begin}; events wait until then. */
   #attempt: number | undefined;
   #seq = 0;
-  /** The first batch went through the claim script: the job was still wanted and not another attempt's. */
+  /** A reply confirmed that the job was still wanted and not another attempt's. */
   #checked = false;
+  /** A reply confirmed that this attempt owns the job's output. */
   #claimed = false;
-  #writing: Promise<void> | undefined;
+  /** Writes sent and not answered yet. */
+  readonly #writing = new Set<Promise<void>>();
+  /** Claim-script writes among them: while one is unanswered, later writes must be checked the same way. */
+  #unansweredChecks = 0;
+  #holdTimer: NodeJS.Timeout | undefined;
+  #holdOver = false;
   #ending = false;
   #ended = false;
   #stopped: WriterStop | undefined;
@@ -51,6 +77,7 @@ export class EventWriter {
 
   constructor(options: EventWriterOptions) {
     this.#options = options;
+    this.#holdMs = options.acceptedHoldMs ?? ACCEPTED_HOLD_MS;
   }
 
   get stopped(): WriterStop | undefined {
@@ -78,6 +105,7 @@ export class EventWriter {
   push(event: JobEvent): void {
     if (this.#stopped) return;
     this.events++;
+    this.#firstPushedAt ??= performance.now();
     const last = this.#pending.at(-1);
     if (event.type === "text-delta" && last?.type === "text-delta" && last.index === event.index) {
       this.#pending[this.#pending.length - 1] = joinTextDeltas(last, event);
@@ -94,20 +122,20 @@ export class EventWriter {
   async end(): Promise<void> {
     this.seal();
     this.#kick();
-    while (this.#writing) await this.#writing;
+    await this.#settled();
   }
 
   /**
    * For a worker shutting down: whether this attempt can hand its job to
    * another worker, which is so while none of its output reached the inbox
    * (the output claim is what makes an attempt's output the one delivered).
-   * Waits for a write in flight. When it answers true the writer has dropped
+   * Waits for writes in flight. When it answers true the writer has dropped
    * what it held and writes nothing more until {@link resume}; when false,
    * it carries on.
    */
   async stepAside(): Promise<boolean> {
     this.#held = true;
-    while (this.#writing) await this.#writing;
+    await this.#settled();
     if (this.#claimed || this.#stopped) {
       this.resume();
       return false;
@@ -126,44 +154,68 @@ export class EventWriter {
     if (this.#stopped) return;
     this.#stopped = reason;
     this.#pending = [];
+    clearTimeout(this.#holdTimer);
     this.#options.onStop(reason, error);
+  }
+
+  async #settled(): Promise<void> {
+    while (this.#writing.size > 0) await Promise.all(this.#writing);
   }
 
   #hasWork(): boolean {
     return !this.#stopped && !this.#ended && !this.#held && (this.#pending.length > 0 || this.#ending);
   }
 
+  /** An `accepted` alone, still within its hold: it waits for output (or the end) to share a write. */
+  #holdingAccepted(): boolean {
+    if (this.#holdOver || this.#ending || this.#pending.length !== 1 || this.#pending[0]!.type !== "accepted") return false;
+    if (this.#holdMs <= 0) return false;
+    this.#holdTimer ??= setTimeout(() => {
+      this.#holdOver = true;
+      this.#kick();
+    }, this.#holdMs);
+    return true;
+  }
+
   #kick(): void {
-    if (this.#attempt === undefined || this.#writing || !this.#hasWork()) return;
-    // Cleared (and re-kicked, for events pushed as the loop ended) only after the drain settles.
-    this.#writing = this.#drain().finally(() => {
-      this.#writing = undefined;
+    if (this.#attempt === undefined || !this.#hasWork()) return;
+    // Coalesce while a write is in flight; only the last batch goes out at once behind it.
+    if (this.#writing.size > 0 && !this.#ending) return;
+    if (this.#holdingAccepted()) return;
+    clearTimeout(this.#holdTimer);
+    this.#holdOver = true;
+    const events = this.#pending;
+    this.#pending = [];
+    const end = this.#ending;
+    if (end) this.#ended = true;
+    const write: Promise<void> = this.#write(events, end).finally(() => {
+      this.#writing.delete(write);
       this.#kick();
     });
+    this.#writing.add(write);
   }
 
-  async #drain(): Promise<void> {
-    // Each pass takes everything pushed meanwhile. Nothing is pushed after end(), so once
-    // ending, the batch taken is the last one and carries the end marker.
-    while (this.#hasWork()) {
-      const events = this.#pending;
-      this.#pending = [];
-      const end = this.#ending;
-      await this.#write(events, end);
-      if (end) this.#ended = true;
-    }
-  }
-
+  /** Sends one batch now (the command is on the connection before this returns) and handles the reply. */
   async #write(events: JobEvent[], end: boolean): Promise<void> {
     const { redis, inbox, stateKey, jobId, inboxMaxLength } = this.#options;
     const attempt = this.#attempt!;
-    const fields = encodeBatch({ jobId, attempt, seq: this.#seq, events, end });
+    const seq = this.#seq++;
+    const heldMs = seq === 0 && this.#firstPushedAt !== undefined ? Math.round(performance.now() - this.#firstPushedAt) : 0;
+    const fields = encodeBatch({ jobId, attempt, seq, events, end, heldMs });
     try {
       const output = !this.#claimed && events.some(isOutput);
-      if (!this.#checked || output) {
-        // The first batch (usually `accepted` alone) checks that the job is still wanted and not
-        // superseded, so a discarded re-run stops at once; the first with output claims the output.
-        const result = Number(await claimOutputScript.run(redis, [stateKey, inbox], [attempt, inboxMaxLength, end ? 1 : 0, output ? 1 : 0, ...fields]));
+      if (!this.#checked || output || this.#unansweredChecks > 0) {
+        // The first batch checks that the job is still wanted and not superseded, so a discarded
+        // re-run stops at once; the first with output claims the output. A batch sent while such a
+        // check is unanswered is checked too: a refusal is final, so no later batch gets through
+        // after a refused one and the gateway never sees a gap.
+        this.#unansweredChecks++;
+        let result: number;
+        try {
+          result = Number(await claimOutputScript.runInOrder(redis, [stateKey, inbox], [attempt, inboxMaxLength, end ? 1 : 0, output ? 1 : 0, ...fields]));
+        } finally {
+          this.#unansweredChecks--;
+        }
         if (result === -1) return this.stop("not-wanted");
         if (result === -2) return this.stop("superseded");
         if (result === -3) return this.stop("gateway-gone");
@@ -177,7 +229,6 @@ export class EventWriter {
         const id = await redis.xadd(inbox, "NOMKSTREAM", "MAXLEN", "~", inboxMaxLength, "*", ...fields);
         if (id === null) return this.stop("gateway-gone");
       }
-      this.#seq++;
       this.entries++;
     } catch (error) {
       this.stop("redis-error", error);

@@ -17,6 +17,9 @@ export type PendingPhase =
 /** Error events the transport itself made (a worker lost, events lost, Redis gone, a deadline): not the job's own. */
 export const transportErrors = new WeakSet<JobEvent>();
 
+/** How long a worker held an `accepted` event before sending it (ms), so the job's start can be dated back. */
+export const acceptedHeldMs = new WeakMap<JobEvent, number>();
+
 export class PendingJob {
   phase: PendingPhase = "queued";
   /** The attempt whose output is delivered; set by the first output event seen. */
@@ -70,11 +73,12 @@ export class PendingJob {
           this.phase = "running";
           this.worker = event.worker;
           this.awaitingSince = undefined;
-          this.acceptedAt ??= now;
+          this.acceptedAt ??= now - (batch.heldMs ?? 0);
         }
         // One `accepted` per request: a re-run's is a duplicate (and would count prompt tokens twice).
         if (!this.acceptedDelivered) {
           this.acceptedDelivered = true;
+          if (batch.heldMs) acceptedHeldMs.set(event, batch.heldMs);
           this.#push(event);
         }
         continue;

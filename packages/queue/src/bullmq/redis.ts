@@ -46,6 +46,15 @@ export class RedisScript {
       return await redis.eval(this.lua, keys.length, ...keys, ...args);
     }
   }
+
+  /**
+   * Runs it with EVAL, body included. Replies come back in the order the
+   * commands were sent, with no NOSCRIPT retry that could put a later
+   * command ahead (for commands sent back to back without waiting).
+   */
+  async runInOrder(redis: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
+    return await redis.eval(this.lua, keys.length, ...keys, ...args);
+  }
 }
 
 /**

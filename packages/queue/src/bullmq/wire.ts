@@ -32,11 +32,18 @@ export interface EventBatch {
   events: JobEvent[];
   /** Set on the attempt's last batch. */
   end: boolean;
+  /**
+   * On an attempt's first batch: ms its first event waited on the worker
+   * before this write (an `accepted` held for the first output), so the
+   * gateway can date the job's start.
+   */
+  heldMs?: number;
 }
 
 export function encodeBatch(batch: EventBatch): string[] {
   const fields = ["j", batch.jobId, "a", String(batch.attempt), "s", String(batch.seq), "e", JSON.stringify(batch.events)];
   if (batch.end) fields.push("x", "1");
+  if (batch.heldMs) fields.push("h", String(batch.heldMs));
   return fields;
 }
 
@@ -47,6 +54,7 @@ export function decodeBatch(fields: string[]): EventBatch | undefined {
   let seq = -1;
   let events: JobEvent[] = [];
   let end = false;
+  let heldMs = 0;
   for (let index = 0; index + 1 < fields.length; index += 2) {
     const value = fields[index + 1]!;
     switch (fields[index]) {
@@ -65,10 +73,13 @@ export function decodeBatch(fields: string[]): EventBatch | undefined {
       case "x":
         end = value === "1";
         break;
+      case "h":
+        heldMs = Math.max(0, Number(value) || 0);
+        break;
     }
   }
   if (jobId === undefined || !(attempt > 0) || !(seq >= 0)) return undefined;
-  return { jobId, attempt, seq, events, end };
+  return heldMs > 0 ? { jobId, attempt, seq, events, end, heldMs } : { jobId, attempt, seq, events, end };
 }
 
 /** Whether an event is output (anything but `accepted`): the first one claims the job for its attempt. */

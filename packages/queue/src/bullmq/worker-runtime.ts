@@ -72,6 +72,12 @@ export interface ServeBackendOptions {
   retryDelayMs?: number;
   /** Redis command timeout, ms. Default 5000. */
   commandTimeoutMs?: number;
+  /**
+   * How long a job's `accepted` waits for its first output to share one inbox
+   * write, ms (a short job then costs one write, not two). Default 50; 0
+   * sends it at once.
+   */
+  acceptedHoldMs?: number;
   /** Longest reconnect back-off, ms. Default 1000. */
   reconnectMaxDelayMs?: number;
   logger?: Logger;
@@ -399,6 +405,7 @@ class WorkerRuntime implements BackendServer {
         stateKey,
         jobId: job.id,
         inboxMaxLength: envelope.inboxMaxLength,
+        ...(this.#options.acceptedHoldMs !== undefined ? { acceptedHoldMs: this.#options.acceptedHoldMs } : {}),
         onStop: (reason, error) => {
           if (reason === "redis-error") logger.warn({ err: error }, "Redis failed under the job; aborting it");
           else logger.info({ reason }, "stopping the job: nobody wants its output");
