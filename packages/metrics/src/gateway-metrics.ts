@@ -7,7 +7,7 @@
  * few map lookups and additions (see `fast-metrics.ts`).
  */
 import type { Registry } from "prom-client";
-import type { JobEvent } from "@switchboard/protocol";
+import { metricsNow, type JobEvent } from "@switchboard/protocol";
 import { GENAI_DURATION_BUCKETS, HTTP_DURATION_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS } from "./buckets.js";
 import { FastCounter, FastGauge, FastHistogram, KeyedCache, type CounterSeries, type GaugeSeries, type HistogramSeries } from "./fast-metrics.js";
 import { GenerationTimer, tapEvents, type JobObserver } from "./generation-timer.js";
@@ -89,7 +89,7 @@ class GatewayJobObservation extends GenerationTimer implements JobObserver {
     const series = this.#series;
     const outcome = this.outcome(finished);
     // From the request's arrival: the job is built and submitted microseconds later.
-    series[outcome].observe((performance.now() - this.startedAt) / 1000);
+    series[outcome].observe((metricsNow() - this.startedAt) / 1000);
     const ttft = this.timeToFirstOutput();
     if (ttft !== undefined) series.ttft.observe(ttft);
     const tpot = this.timePerOutputToken();

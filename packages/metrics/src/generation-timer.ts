@@ -4,7 +4,7 @@
  * Used at the gateway (what the client saw) and around a backend (what the
  * engine did), so both measure the same way.
  */
-import type { JobEvent } from "@switchboard/protocol";
+import { metricsNow, type JobEvent } from "@switchboard/protocol";
 
 /** How a job ended, as metrics label it. */
 export type JobOutcome = "completed" | "failed" | "cancelled";
@@ -22,8 +22,8 @@ export interface JobObserver {
 
 /**
  * Timings and token counts of one job, in milliseconds from
- * `performance.now()`. The clock is read only where a time is kept: the
- * first output and each `finish`.
+ * `performance.now()` (through {@link metricsNow}). The clock is read only
+ * where a time is kept: the first output and each `finish`.
  */
 export class GenerationTimer {
   readonly startedAt: number;
@@ -35,7 +35,7 @@ export class GenerationTimer {
   /** Whether the stream carried an `error` event. */
   failed = false;
 
-  constructor(startedAt: number = performance.now()) {
+  constructor(startedAt: number = metricsNow()) {
     this.startedAt = startedAt;
   }
 
@@ -48,7 +48,7 @@ export class GenerationTimer {
         return;
       case "finish":
         this.completionTokens += event.completionTokens;
-        this.lastOutputAt = now ?? performance.now();
+        this.lastOutputAt = now ?? metricsNow();
         this.firstOutputAt ??= this.lastOutputAt;
         return;
       case "error":
@@ -56,7 +56,7 @@ export class GenerationTimer {
         return;
       default:
         // Text, tool-call arguments, embeddings, task results: output.
-        if (this.firstOutputAt === undefined) this.firstOutputAt = now ?? performance.now();
+        if (this.firstOutputAt === undefined) this.firstOutputAt = now ?? metricsNow();
     }
   }
 
@@ -73,12 +73,13 @@ export class GenerationTimer {
   /**
    * Seconds per output token after the first (OpenTelemetry's
    * `time_per_output_token`): from the first output to the last `finish`;
-   * undefined with fewer than two tokens.
+   * undefined with fewer than two tokens. 0 when every token came at once
+   * (a backend that answers whole, events read in one run of the clock).
    */
   timePerOutputToken(): number | undefined {
     if (this.completionTokens < 2 || this.firstOutputAt === undefined || this.lastOutputAt === undefined) return undefined;
     const span = this.lastOutputAt - this.firstOutputAt;
-    return span > 0 ? span / 1000 / (this.completionTokens - 1) : undefined;
+    return span >= 0 ? span / 1000 / (this.completionTokens - 1) : undefined;
   }
 }
 

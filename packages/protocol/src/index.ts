@@ -6,3 +6,4 @@ export * from "./job-signal.js";
 export * from "./tasks.js";
 export * from "./task-http.js";
 export * from "./openai/index.js";
+export * from "./clock.js";

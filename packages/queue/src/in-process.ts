@@ -3,6 +3,7 @@ import {
   JobAbortController,
   asGatewayError,
   lazyChild,
+  metricsNow,
   modelUnavailable,
   silentLogger,
   type Backend,
@@ -161,7 +162,7 @@ class JobEvents implements AsyncIterableIterator<JobEvent> {
 class JobTracker {
   readonly #metrics: QueueMetrics;
   readonly #depth: QueueDepth;
-  readonly #submittedAt = performance.now();
+  readonly #submittedAt = metricsNow();
   #startedAt: number | undefined;
   #waiting = true;
   #rejected = false;
@@ -178,7 +179,7 @@ class JobTracker {
     this.#depth.waiting--;
     if (event.type === "error") this.#rejected = true;
     else {
-      this.#startedAt = performance.now();
+      this.#startedAt = metricsNow();
       this.#depth.active++;
       this.#metrics.jobStarted(this.#depth.queue, (this.#startedAt - this.#submittedAt) / 1000);
     }
@@ -190,7 +191,7 @@ class JobTracker {
     else if (this.#startedAt !== undefined) this.#depth.active--;
     const outcome: QueueJobOutcome =
       ended === "threw" ? "failed" : this.#rejected ? "rejected" : ended === "stopped" ? "cancelled" : this.#startedAt === undefined ? "failed" : "completed";
-    this.#metrics.jobFinished(this.#depth.queue, outcome, this.#startedAt === undefined ? 0 : (performance.now() - this.#startedAt) / 1000);
+    this.#metrics.jobFinished(this.#depth.queue, outcome, this.#startedAt === undefined ? 0 : (metricsNow() - this.#startedAt) / 1000);
   }
 }
 

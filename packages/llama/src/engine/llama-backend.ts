@@ -12,6 +12,7 @@ import {
   modelNotFound,
   invalidRequest,
   joinTextDeltas,
+  metricsNow,
   modelUnavailable,
   rateLimited,
   silentLogger,
@@ -176,7 +177,7 @@ export class LlamaBackend implements Backend {
       this.#running.delete(running);
     };
 
-    const waitStarted = performance.now();
+    const waitStarted = metricsNow();
     const acquired = await plan.pool.acquire(abort.signal, plan.affinity);
     if (!("slot" in acquired)) {
       cleanup();
@@ -196,10 +197,10 @@ export class LlamaBackend implements Backend {
       return;
     }
     const slot = acquired.slot;
-    const waitedMs = performance.now() - waitStarted;
+    const waitedMs = metricsNow() - waitStarted;
 
     const channel = new EventChannel<JobEvent>({ coalesce: coalesceDeltas });
-    const started = performance.now();
+    const started = metricsNow();
     let finishes = 0;
     // For metrics: output tokens, and the times of the first output and the last finish.
     const metrics = this.#options.metrics;
@@ -212,8 +213,8 @@ export class LlamaBackend implements Backend {
       if (event.type === "finish") {
         finishes++;
         completionTokens += event.completionTokens;
-        if (metrics) lastFinishAt = performance.now();
-      } else if (metrics && firstOutputAt === undefined) firstOutputAt = performance.now();
+        if (metrics) lastFinishAt = metricsNow();
+      } else if (metrics && firstOutputAt === undefined) firstOutputAt = metricsNow();
       channel.push(event);
     };
     running.done = (async () => {
@@ -227,7 +228,7 @@ export class LlamaBackend implements Backend {
         logger.debug(
           {
             waitedMs: Math.round(waitedMs),
-            generationMs: Math.round(performance.now() - started),
+            generationMs: Math.round(metricsNow() - started),
             reusedPromptTokens: usage.reusedPromptTokens,
             aborted: abortCause,
           },
@@ -244,7 +245,7 @@ export class LlamaBackend implements Backend {
           promptTokens: plan.promptTokens,
           reusedPromptTokens: usage.reusedPromptTokens,
           completionTokens,
-          seconds: (performance.now() - started) / 1000,
+          seconds: (metricsNow() - started) / 1000,
           ...(firstOutputAt !== undefined && lastFinishAt !== undefined ? { decodeSeconds: (lastFinishAt - firstOutputAt) / 1000 } : {}),
         });
         channel.close();

@@ -1,0 +1,29 @@
+/**
+ * The clock metrics read: `performance.now()`, read once per run of
+ * synchronous code and the promise callbacks it sets off, and shared by every
+ * reading in that run (forgotten once those callbacks have drained: a
+ * microtask queues a `process.nextTick`, and ticks wait for the microtask
+ * queue to empty). Where the machine's clock is a system call (some virtual
+ * machines: 0.3-0.7 µs a read), a request's metrics read it twice instead of
+ * eight times. Readings in one run are microseconds apart, far below any
+ * histogram bucket; readings across I/O (the next token, the end of a
+ * response) are always fresh.
+ */
+let cached: number | undefined;
+
+function forget(): void {
+  cached = undefined;
+}
+
+function forgetAfterDrain(): void {
+  process.nextTick(forget);
+}
+
+/** `performance.now()`, shared with the other readings of this run. */
+export function metricsNow(): number {
+  if (cached === undefined) {
+    cached = performance.now();
+    queueMicrotask(forgetAfterDrain);
+  }
+  return cached;
+}
