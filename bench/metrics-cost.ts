@@ -3,9 +3,17 @@
  * recording on vs off, interleaved in one run, with the spread across rounds.
  *
  *   pnpm bench:metrics [--rounds 8] [--seconds 3] [--connections 16] [--workloads scripted,scripted-stream,tiny] [--aa] [--fresh]
+ *   pnpm bench:metrics --instructions [requests] [--workloads scripted,scripted-stream]
  *
  * `--aa` runs both sides with metrics off: the "cost" it reports is the
  * noise floor of this machine, to read the real figures against.
+ *
+ * `--instructions [requests]` counts instead of timing: each side runs under
+ * valgrind's callgrind (Debian package `valgrind`) and reports the CPU
+ * instructions its process (all threads) executes per request, counted over
+ * `requests` (default 1000) after a warm-up. Unlike requests/s and CPU time,
+ * the count does not move with the load of a shared machine: the same side
+ * measured twice agrees within ~0.5%.
  *
  * Each side is its own child process, alive for the whole run; rounds
  * alternate which side goes first. `--fresh` starts a new pair of processes
@@ -23,8 +31,8 @@
  * - `tiny`: non-streamed chat on the generated tiny GGUF (max_tokens 16),
  *   where the model dominates.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -102,11 +110,12 @@ interface Server {
   child: ChildProcess;
 }
 
-function startServer(workload: Workload, side: Side): Promise<Server> {
+function startServer(workload: Workload, side: Side, wrapper: string[] = []): Promise<Server> {
   // An A/A run: the "on" side records nothing either.
   const served = args.has("aa") ? "off" : side;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", import.meta.filename, "--serve", `${workload}:${served}`], { stdio: ["ignore", "pipe", "inherit"] });
+    const command = [...wrapper, process.execPath, "--import", "tsx", import.meta.filename, "--serve", `${workload}:${served}`];
+    const child = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "pipe", wrapper.length > 0 ? "ignore" : "inherit"] });
     child.stdout!.setEncoding("utf8");
     let output = "";
     child.stdout!.on("data", (chunk: string) => {
@@ -139,10 +148,11 @@ function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-/** `connections` closed loops of requests for `seconds`, over keep-alive sockets. */
-async function load(server: Server, workload: Workload, seconds: number, connections: number): Promise<RoundResult> {
+/** `connections` closed loops of requests for `seconds` (or `count` requests in all), over keep-alive sockets. */
+async function load(server: Server, workload: Workload, seconds: number, connections: number, count = Infinity): Promise<RoundResult> {
   const port = server.port;
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  let sent = 0;
   const body = JSON.stringify({
     model: workload === "tiny" ? TINY_MODEL : SCRIPTED_MODEL,
     messages: [{ role: "user", content: "How does a switchboard work?" }],
@@ -173,7 +183,7 @@ async function load(server: Server, workload: Workload, seconds: number, connect
   const cpuBefore = cpuSeconds(server.child.pid!);
   await Promise.all(
     Array.from({ length: connections }, async () => {
-      while (performance.now() < deadline) await one();
+      while (performance.now() < deadline && sent++ < count) await one();
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
@@ -256,12 +266,56 @@ async function measure(workload: Workload, rounds: number, seconds: number, conn
   }
 }
 
+/**
+ * Instructions per request of one side: its server runs under callgrind with
+ * counting off, is warmed up, then counted over `requests` requests only.
+ */
+async function instructionsPerRequest(workload: Workload, side: Side, requests: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-callgrind-"));
+  const server = await startServer(workload, side, ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${join(dir, "out")}`]);
+  const pid = String(server.child.pid);
+  try {
+    const connections = workload === "tiny" ? 2 : 4;
+    await load(server, workload, 600, connections, requests * 4);
+    execFileSync("callgrind_control", ["--instr=on", pid], { stdio: "ignore" });
+    const result = await load(server, workload, 600, connections, requests);
+    execFileSync("callgrind_control", ["--instr=off", pid], { stdio: "ignore" });
+    execFileSync("callgrind_control", ["--dump", pid], { stdio: "ignore" });
+    if (result.errors > 0) throw new Error(`${workload}:${side}: ${result.errors} requests failed`);
+    let instructions = 0;
+    for (const file of readdirSync(dir)) instructions += Number(/^totals: (\d+)/m.exec(readFileSync(join(dir, file), "utf8"))?.[1] ?? 0);
+    return instructions / requests;
+  } finally {
+    server.child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function countInstructions(workloads: Workload[], requests: number): Promise<void> {
+  try {
+    execFileSync("valgrind", ["--version"], { stdio: "ignore" });
+  } catch {
+    throw new Error("--instructions needs valgrind (Debian: apt-get install valgrind)");
+  }
+  const report = [];
+  for (const workload of workloads) {
+    const on = await instructionsPerRequest(workload, "on", requests);
+    const off = await instructionsPerRequest(workload, "off", requests);
+    report.push({ workload, requests, instructionsPerRequest: { on, off }, costPercent: 100 * (on / off - 1) });
+    console.log(`${workload}: ${Math.round(on)} instructions/request on, ${Math.round(off)} off: metrics cost ${Math.round(on - off)} (${(100 * (on / off - 1)).toFixed(2)}%)`);
+  }
+  console.log(JSON.stringify({ node: process.version, report }, null, 2));
+}
+
 const serveArgument = args.get("serve");
 if (serveArgument) {
   const [workload, side] = serveArgument.split(":") as [Workload, Side];
   // Exit cleanly on SIGTERM, so `--cpu-prof` can write its profile.
   process.once("SIGTERM", () => process.exit(0));
   await serve(workload, side);
+} else if (args.has("instructions")) {
+  const workloads = (args.get("workloads") ?? "scripted,scripted-stream").split(",") as Workload[];
+  await countInstructions(workloads, Number(args.get("instructions") || 1000));
 } else {
   if (args.has("aa")) console.log("A/A run: both sides have metrics off; the differences below are noise.");
   const rounds = Number(args.get("rounds") ?? 8);
