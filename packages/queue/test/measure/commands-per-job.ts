@@ -6,7 +6,7 @@
  * under the script that ran them. Other clients of the Redis are left out
  * (only this run's keys and scripts are kept).
  *
- *   npx tsx packages/queue/test/measure/commands-per-job.ts [script] [jobs]
+ *   [CONCURRENCY=4] npx tsx packages/queue/test/measure/commands-per-job.ts [script] [jobs]
  *
  * `script` is a scripted-backend script (default `echo:1`: accepted, one
  * delta, finish).
@@ -21,7 +21,7 @@ import { ScriptedBackend } from "../scripted-backend.js";
 
 const [script = "echo:1", jobsText = "3"] = process.argv.slice(2);
 const prefix = randomPrefix();
-const server = serveBackend(new ScriptedBackend([TEST_MODEL]), { connection: redisUrl, prefix, concurrencyPerModel: 4, heartbeatIntervalMs: 60_000, heartbeatTtlMs: 120_000 });
+const server = serveBackend(new ScriptedBackend([TEST_MODEL]), { connection: redisUrl, prefix, concurrencyPerModel: Number(process.env.CONCURRENCY ?? 4), heartbeatIntervalMs: 60_000, heartbeatTtlMs: 120_000 });
 const dispatcher = new BullmqDispatcher({ connection: redisUrl, prefix, livenessIntervalMs: 60_000 });
 const monitor = new Redis(redisUrl);
 try {
