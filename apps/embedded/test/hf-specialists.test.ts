@@ -414,6 +414,19 @@ describe("OpenAI routes through the official client", () => {
     expect(usage).toEqual(completion.usage);
   });
 
+  it.each([providerId("text-generation"), endpointId("text-generation")])("text completions with remote model %s: n choices per prompt, one upstream call each with seed + i", async (model) => {
+    const before = wire.requests.length;
+    const completion = await client.completions.create({ model, prompt: ["Once upon a time", "In a land far away"], n: 2, seed: 7, max_tokens: 8 });
+    const calls = wire.requests.slice(before).filter((request) => request.task === "completions");
+    expect(calls).toHaveLength(4);
+    expect(calls.map((call) => call.body?.seed).sort()).toEqual([7, 7, 8, 8]);
+    expect(calls.every((call) => call.body?.max_tokens === 8 && call.body?.n === undefined)).toBe(true);
+    // OpenAI's order: every choice of the first prompt, then of the second.
+    expect(completion.choices.map((choice) => choice.index)).toEqual([0, 1, 2, 3]);
+    expect(completion.choices.every((choice) => choice.text === " and the story goes on." && choice.finish_reason === "stop")).toBe(true);
+    expect(calls.map((call) => call.body?.prompt).sort()).toEqual(["In a land far away", "In a land far away", "Once upon a time", "Once upon a time"]);
+  });
+
   it("embeddings from a feature-extraction model, float and base64 alike", async () => {
     const model = endpointId("feature-extraction");
     const float = await client.embeddings.create({ model, input: ["one", "two"], encoding_format: "float" });

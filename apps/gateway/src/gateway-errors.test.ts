@@ -123,13 +123,14 @@ describe("bad input", () => {
     expect(openAIError(await chat({ model: TEST_MODEL, messages: user, n: 0 }), 400).param).toBe("n");
   });
 
-  it("n on a remote model: up to 8 chat choices (a call each), one text completion → else 400 on n", async () => {
+  it("n on a remote model: up to 8 choices (a call each) on both routes → else 400 on n", async () => {
     expect((await chat({ model: REMOTE_CHAT, messages: user, n: 8 })).statusCode).toBe(200);
     const tooMany = openAIError(await chat({ model: REMOTE_CHAT, messages: user, n: 9 }), 400);
     expect(tooMany.param).toBe("n");
     expect(tooMany.message).toMatch(/from 1 to 8 \(got 9\): each choice is one call to the remote model/);
-    const remoteCompletion = openAIError(await gateway.app.inject({ method: "POST", url: "/v1/completions", payload: { model: REMOTE_CHAT, prompt: "a", n: 2 } }), 400);
-    expect(remoteCompletion.param).toBe("n");
+    const completions = (payload: Record<string, unknown>) => gateway.app.inject({ method: "POST", url: "/v1/completions", payload: { model: REMOTE_CHAT, prompt: "a", ...payload } });
+    expect((await completions({ n: 2 })).statusCode).toBe(200);
+    expect(openAIError(await completions({ n: 9 }), 400).param).toBe("n");
     // n: 1 is fine everywhere: the route gets as far as the engine.
     expect((await chat({ model: REMOTE_CHAT, messages: user, n: 1 })).statusCode).toBe(200);
   });

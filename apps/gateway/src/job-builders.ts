@@ -53,7 +53,7 @@ type SamplingRequest = Pick<
 
 export function buildChatJob(body: ChatCompletionRequest, model: ModelConfig, identity: JobIdentity): ChatJob {
   requireRemoteTask(model, "conversational", "chat completions");
-  const choices = choiceCount(body.n, model, { remoteCallPerChoice: true });
+  const choices = choiceCount(body.n, model);
   const logprobs = logprobsWanted(body, model);
   if (body.functions !== undefined && body.functions !== null)
     throw invalidRequest("'functions' is deprecated and not supported: declare them in 'tools' instead.", "functions");
@@ -134,17 +134,12 @@ function requireRemoteTask(model: ModelConfig, task: TaskName, what: string): vo
 }
 
 /**
- * Choices the request asks for (OpenAI `n`, default 1), within what the
- * model can serve: a remote chat model makes one upstream call per choice
- * (not every server honours `n`); its text completions are one choice.
+ * Choices the request asks for (OpenAI `n`, default 1, at most 8): a local
+ * model generates them one after another; a remote model makes one upstream
+ * call per choice (not every server honours `n`).
  */
-function choiceCount(n: number | null | undefined, model: ModelConfig, options: { remoteCallPerChoice?: boolean } = {}): number {
+function choiceCount(n: number | null | undefined, model: ModelConfig): number {
   if (n === undefined || n === null || n === 1) return 1;
-  if (model.backend === "hf" && options.remoteCallPerChoice !== true)
-    throw invalidRequest(
-      `'n' must be 1 for '${model.id}': this remote model serves one choice per request (got ${n}). Send separate requests for more choices.`,
-      "n",
-    );
   if (!Number.isInteger(n) || n < 1 || n > MAX_CHOICES)
     throw invalidRequest(
       `'n' must be an integer from 1 to ${MAX_CHOICES} (got ${n}): ${model.backend === "hf" ? "each choice is one call to the remote model" : "the choices are generated one after another"}.`,

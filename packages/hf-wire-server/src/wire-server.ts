@@ -71,7 +71,7 @@ export interface RecordedRequest {
   authorization?: string;
   contentType?: string;
   bodyBytes: number;
-  /** The JSON body of a chat request, as received (other requests: absent). */
+  /** The JSON body of a chat or text completion request, as received (other requests: absent). */
   body?: Record<string, unknown>;
   status: number;
   /** Epoch milliseconds when the request arrived. */
@@ -334,6 +334,7 @@ export async function startHfWireServer(options: WireServerOptions = {}): Promis
 
   function handleCompletion(response: ServerResponse, body: Record<string, unknown>, model: string, record: RecordedRequest): void {
     record.task = "completions";
+    record.body = body;
     const text = " and the story goes on.";
     const output = {
       id: "",

@@ -23,6 +23,7 @@ import {
   type Job,
   type JobContext,
   type JobEvent,
+  type JobSignal,
   type Logger,
   type ModelState,
   type TaskJob,
@@ -330,11 +331,7 @@ export class HfBackend implements Backend {
    */
   private async *chatChoices(job: ChatJob, n: number, call: HfCallContext): AsyncGenerator<JobEvent> {
     // The choices' own signal: when one fails, or the client goes, the others' calls end too.
-    const choices = new JobAbortController();
-    const parent = call.signal;
-    const abortChoices = () => choices.abort(parent?.reason);
-    parent?.addEventListener("abort", abortChoices, { once: true });
-    if (parent?.aborted) abortChoices();
+    const choices = callGroup(call.signal);
     const choiceCall: HfCallContext = { ...call, signal: choices.signal };
     const seed = job.sampling.seed;
     const runs = Array.from({ length: n }, (_, index) => {
@@ -362,8 +359,7 @@ export class HfBackend implements Backend {
         pull(index);
       }
     } finally {
-      parent?.removeEventListener("abort", abortChoices);
-      if (!choices.signal.aborted) choices.abort();
+      choices.end();
       // Reads still in flight end with the abort; nobody waits for them but the generators' return.
       for (const read of pending.values()) read.catch(() => undefined);
       await Promise.allSettled(runs.map((run) => run.return(undefined)));
@@ -396,18 +392,36 @@ export class HfBackend implements Backend {
     yield { type: "finish", index: 0, finishReason: finishReason(choice.finish_reason), completionTokens };
   }
 
+  /**
+   * Text completions: prompt after prompt, each prompt's `n` choices as
+   * `n` upstream calls at the same time (choice `i` samples with `seed + i`
+   * when a seed is set), in OpenAI's order (every choice of the first
+   * prompt, then of the next). A call that fails ends the others.
+   */
   private async *completion(job: CompletionJob, call: HfCallContext): AsyncGenerator<JobEvent> {
+    const perPrompt = job.n ?? 1;
+    const seed = job.sampling.seed;
+    const calls = callGroup(call.signal);
+    const choiceCall: HfCallContext = { ...call, signal: calls.signal };
     const outputs: string[] = [];
-    for (const prompt of job.prompts) {
-      const parameters = {
-        max_new_tokens: job.maxTokens,
-        ...(job.sampling.temperature ? { temperature: job.sampling.temperature } : {}),
-        ...(job.sampling.topP !== undefined ? { top_p: job.sampling.topP } : {}),
-        ...(job.sampling.seed !== undefined ? { seed: job.sampling.seed } : {}),
-        ...(job.stop.length ? { stop: job.stop.slice(0, 4) } : {}),
-      };
-      const output = await this.engine.runTask(job.model, "text-generation", prompt, parameters, call);
-      outputs.push(output.generated_text);
+    try {
+      for (const prompt of job.prompts) {
+        const texts = await Promise.all(
+          Array.from({ length: perPrompt }, async (_, choice) => {
+            const parameters = {
+              max_new_tokens: job.maxTokens,
+              ...(job.sampling.temperature ? { temperature: job.sampling.temperature } : {}),
+              ...(job.sampling.topP !== undefined ? { top_p: job.sampling.topP } : {}),
+              ...(seed !== undefined ? { seed: seed + choice } : {}),
+              ...(job.stop.length ? { stop: job.stop.slice(0, 4) } : {}),
+            };
+            return (await this.engine.runTask(job.model, "text-generation", prompt, parameters, choiceCall)).generated_text;
+          }),
+        );
+        outputs.push(...texts);
+      }
+    } finally {
+      calls.end();
     }
     yield this.accepted(job, job.model);
     for (const [index, text] of outputs.entries()) {
@@ -462,3 +476,22 @@ export class HfBackend implements Backend {
 
 /** The output type of a task result, for callers that narrow on `task`. */
 export type HfTaskOutput<T extends TaskName> = TaskOutput<T>;
+
+/**
+ * A signal for a group of upstream calls: aborted with `parent`, and by
+ * `end()`, which the group calls when it is done (one call failed, or all
+ * are over), so calls still running stop.
+ */
+function callGroup(parent: JobSignal | undefined): { signal: JobSignal; end: () => void } {
+  const group = new JobAbortController();
+  const abort = () => group.abort(parent?.reason);
+  parent?.addEventListener("abort", abort, { once: true });
+  if (parent?.aborted) abort();
+  return {
+    signal: group.signal,
+    end: () => {
+      parent?.removeEventListener("abort", abort);
+      if (!group.signal.aborted) group.abort();
+    },
+  };
+}
