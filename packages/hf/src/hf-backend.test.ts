@@ -120,6 +120,21 @@ describe("embedding and completion jobs", () => {
     ]);
     expect(events.filter((event) => event.type === "finish")).toHaveLength(2);
   });
+
+  it("n choices per prompt, in OpenAI's order; their calls all end when the client goes away", async () => {
+    const model = providerId("text-generation");
+    const job: Job = { kind: "completion", id: "c2", requestId: "r", model, prompts: ["Once", "Twice"], n: 2, maxTokens: 8, sampling: { seed: 3 }, stop: [] };
+    const events = await collect(backend.run(job, context()));
+    expect(events.filter((event) => event.type === "finish").map((event) => event.index)).toEqual([0, 1, 2, 3]);
+    expect(fixture.server.requests.filter((request) => request.task === "completions").map((request) => request.body?.seed).sort()).toEqual([3, 3, 4, 4]);
+
+    fixture.server.setBehaviour(hubModel("text-generation", "p"), { fail: "slow", delayMs: 5_000 });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    const started = Date.now();
+    expect(await collect(backend.run({ ...job, id: "c3" }, context(controller.signal)))).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
 });
 
 describe("task jobs", () => {
