@@ -2,11 +2,17 @@
  * What metrics cost: requests/s and p99 latency of the gateway with metrics
  * recording on vs off, interleaved in one run, with the spread across rounds.
  *
- *   pnpm bench:metrics [--rounds 8] [--seconds 3] [--connections 16] [--workloads scripted,scripted-stream,tiny] [--aa] [--fresh]
+ *   pnpm bench:metrics [--rounds 8] [--seconds 3] [--connections 16] [--workloads scripted,scripted-stream,tiny] [--aa] [--fresh] [--one-process]
  *   pnpm bench:metrics --instructions [requests] [--workloads scripted,scripted-stream]
  *
  * `--aa` runs both sides with metrics off: the "cost" it reports is the
  * noise floor of this machine, to read the real figures against.
+ *
+ * `--one-process` (scripted workloads) serves both sides from one process,
+ * each on its own port: the same compiled code and the same slow or quick
+ * phase of a shared host for both, where separate processes differ in how
+ * V8 happened to compile each. Only one side is loaded at a time, so the
+ * process's CPU time during a side's round is that side's.
  *
  * `--instructions [requests]` counts instead of timing: each side runs under
  * valgrind's callgrind (Debian package `valgrind`) and reports the CPU
@@ -41,6 +47,8 @@ import { parseConfig } from "../packages/catalog/src/index.js";
 import type { Backend, Job, JobContext, JobEvent, ModelState } from "../packages/protocol/src/index.js";
 
 type Side = "on" | "off";
+/** What a server child serves: one side, or (`--one-process`) both on two ports. */
+type Served = Side | "both";
 type Workload = "scripted" | "scripted-stream" | "tiny";
 
 const args = new Map<string, string>();
@@ -73,22 +81,35 @@ class ScriptedBackend implements Backend {
   async close(): Promise<void> {}
 }
 
-/** Child mode: serve one side of one workload, print the port, run until killed. */
-async function serve(workload: Workload, side: Side): Promise<void> {
-  const record = side === "on";
-  const modelsDir = mkdtempSync(join(tmpdir(), "switchboard-bench-metrics-"));
-  if (workload === "tiny") {
-    const { createEmbeddedServer } = await import("../apps/embedded/src/embedded.js");
-    const config = parseConfig(
-      { server: { logLevel: "silent" }, modelsDir, models: [{ id: TINY_MODEL, backend: "llama", source: "generated:tiny", contextSize: 1024, sequences: 4, maxWaiting: 256 }] },
-      { env: {}, baseDir: modelsDir },
-    );
-    const server = await createEmbeddedServer({ config, recordMetrics: record });
-    await server.backend.whenReady(TINY_MODEL);
-    const address = await server.app.listen({ port: 0, host: "127.0.0.1" });
-    process.stdout.write(`PORT ${new URL(address).port}\n`);
+/** Child mode: serve one side of one workload (or both), print the port(s), run until killed. */
+async function serve(workload: Workload, served: Served): Promise<void> {
+  if (served === "both") {
+    if (workload === "tiny") throw new Error("--one-process serves the scripted workloads only");
+    const on = await scriptedServer(true);
+    const off = await scriptedServer(false);
+    process.stdout.write(`PORTS ${on} ${off}\n`);
     return;
   }
+  const record = served === "on";
+  if (workload !== "tiny") {
+    process.stdout.write(`PORT ${await scriptedServer(record)}\n`);
+    return;
+  }
+  const modelsDir = mkdtempSync(join(tmpdir(), "switchboard-bench-metrics-"));
+  const { createEmbeddedServer } = await import("../apps/embedded/src/embedded.js");
+  const config = parseConfig(
+    { server: { logLevel: "silent" }, modelsDir, models: [{ id: TINY_MODEL, backend: "llama", source: "generated:tiny", contextSize: 1024, sequences: 4, maxWaiting: 256 }] },
+    { env: {}, baseDir: modelsDir },
+  );
+  const server = await createEmbeddedServer({ config, recordMetrics: record });
+  await server.backend.whenReady(TINY_MODEL);
+  const address = await server.app.listen({ port: 0, host: "127.0.0.1" });
+  process.stdout.write(`PORT ${new URL(address).port}\n`);
+}
+
+/** A gateway over the scripted backend, with or without metrics recording; returns its port. */
+async function scriptedServer(record: boolean): Promise<number> {
+  const modelsDir = mkdtempSync(join(tmpdir(), "switchboard-bench-metrics-"));
   const { buildGateway } = await import("../apps/gateway/src/index.js");
   const { Catalog } = await import("../packages/catalog/src/index.js");
   const { InProcessDispatcher } = await import("../packages/queue/src/index.js");
@@ -102,7 +123,7 @@ async function serve(workload: Workload, side: Side): Promise<void> {
   const dispatcher = new InProcessDispatcher({ backends: [backend], ...(record ? { metrics: metrics.queue } : {}) });
   const app = await buildGateway({ config, catalog: new Catalog(config), dispatcher, metrics, recordMetrics: record });
   const address = await app.listen({ port: 0, host: "127.0.0.1" });
-  process.stdout.write(`PORT ${new URL(address).port}\n`);
+  return Number(new URL(address).port);
 }
 
 interface Server {
@@ -110,9 +131,14 @@ interface Server {
   child: ChildProcess;
 }
 
-function startServer(workload: Workload, side: Side, wrapper: string[] = []): Promise<Server> {
+async function startServer(workload: Workload, side: Side, wrapper: string[] = []): Promise<Server> {
   // An A/A run: the "on" side records nothing either.
-  const served = args.has("aa") ? "off" : side;
+  const { child, ports } = await startServing(workload, args.has("aa") ? "off" : side, wrapper);
+  return { port: ports[0]!, child };
+}
+
+/** A server child and the port(s) it printed: one, or on and off for `both`. */
+function startServing(workload: Workload, served: Served, wrapper: string[] = []): Promise<{ child: ChildProcess; ports: number[] }> {
   return new Promise((resolve, reject) => {
     const command = [...wrapper, process.execPath, "--import", "tsx", import.meta.filename, "--serve", `${workload}:${served}`];
     const child = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "pipe", wrapper.length > 0 ? "ignore" : "inherit"] });
@@ -120,10 +146,10 @@ function startServer(workload: Workload, side: Side, wrapper: string[] = []): Pr
     let output = "";
     child.stdout!.on("data", (chunk: string) => {
       output += chunk;
-      const match = /PORT (\d+)/.exec(output);
-      if (match) resolve({ port: Number(match[1]), child });
+      const match = /PORTS? ([\d ]+)\n/.exec(output);
+      if (match) resolve({ child, ports: match[1]!.trim().split(" ").map(Number) });
     });
-    child.once("exit", (code) => reject(new Error(`${workload}:${side} server exited with ${code}`)));
+    child.once("exit", (code) => reject(new Error(`${workload}:${served} server exited with ${code}`)));
   });
 }
 
@@ -206,7 +232,14 @@ const median = (values: number[]) => {
 };
 
 async function startPair(workload: Workload, seconds: number, connections: number): Promise<Record<Side, Server>> {
-  const servers = { on: await startServer(workload, "on"), off: await startServer(workload, "off") };
+  let servers: Record<Side, Server>;
+  if (args.has("one-process")) {
+    const { child, ports } = await startServing(workload, args.has("aa") ? "off" : "both");
+    // An A/A run in one process loads one "off" app from both sides.
+    servers = { on: { port: ports[0]!, child }, off: { port: ports[1] ?? ports[0]!, child } };
+  } else {
+    servers = { on: await startServer(workload, "on"), off: await startServer(workload, "off") };
+  }
   for (const side of ["on", "off"] as const) await load(servers[side], workload, Math.min(2, seconds), connections); // warm-up (JIT, pools)
   return servers;
 }
@@ -309,10 +342,10 @@ async function countInstructions(workloads: Workload[], requests: number): Promi
 
 const serveArgument = args.get("serve");
 if (serveArgument) {
-  const [workload, side] = serveArgument.split(":") as [Workload, Side];
+  const [workload, served] = serveArgument.split(":") as [Workload, Served];
   // Exit cleanly on SIGTERM, so `--cpu-prof` can write its profile.
   process.once("SIGTERM", () => process.exit(0));
-  await serve(workload, side);
+  await serve(workload, served);
 } else if (args.has("instructions")) {
   const workloads = (args.get("workloads") ?? "scripted,scripted-stream").split(",") as Workload[];
   await countInstructions(workloads, Number(args.get("instructions") || 1000));
