@@ -400,7 +400,13 @@ export class HfBackend implements Backend {
    */
   private async *completion(job: CompletionJob, call: HfCallContext): AsyncGenerator<JobEvent> {
     const perPrompt = job.n ?? 1;
-    const seed = job.sampling.seed;
+    const { temperature, topP, seed } = job.sampling;
+    const parameters = {
+      max_new_tokens: job.maxTokens,
+      ...(temperature ? { temperature } : {}),
+      ...(topP !== undefined ? { top_p: topP } : {}),
+      ...(job.stop.length ? { stop: job.stop.slice(0, 4) } : {}),
+    };
     const calls = callGroup(call.signal);
     const choiceCall: HfCallContext = { ...call, signal: calls.signal };
     const outputs: string[] = [];
@@ -408,14 +414,8 @@ export class HfBackend implements Backend {
       for (const prompt of job.prompts) {
         const texts = await Promise.all(
           Array.from({ length: perPrompt }, async (_, choice) => {
-            const parameters = {
-              max_new_tokens: job.maxTokens,
-              ...(job.sampling.temperature ? { temperature: job.sampling.temperature } : {}),
-              ...(job.sampling.topP !== undefined ? { top_p: job.sampling.topP } : {}),
-              ...(seed !== undefined ? { seed: seed + choice } : {}),
-              ...(job.stop.length ? { stop: job.stop.slice(0, 4) } : {}),
-            };
-            return (await this.engine.runTask(job.model, "text-generation", prompt, parameters, choiceCall)).generated_text;
+            const choiceParameters = seed === undefined ? parameters : { ...parameters, seed: seed + choice };
+            return (await this.engine.runTask(job.model, "text-generation", prompt, choiceParameters, choiceCall)).generated_text;
           }),
         );
         outputs.push(...texts);
