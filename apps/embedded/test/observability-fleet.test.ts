@@ -53,7 +53,8 @@ beforeAll(async () => {
     { server: { port: 0, host: "127.0.0.1", logLevel: "debug" }, modelsDir, models: [{ id: MODEL, backend: "llama", source: "generated:tiny", contextSize: 1024, sequences: 2 }] },
     { env: {}, baseDir: modelsDir },
   );
-  workerLog = captureLog("debug");
+  // The worker's log at its default level: following a request there must not need debug logging.
+  workerLog = captureLog("info");
   gatewayLog = captureLog("debug");
   worker = await startLlamaWorker({ config, redisUrl, prefix, port: 0, host: "127.0.0.1", logger: workerLog.logger, transport: LLAMA_WORKER_TIMINGS });
   const catalog = new Catalog(config);
@@ -92,6 +93,7 @@ describe("fleet mode", () => {
     expect(workerLines.length).toBeGreaterThan(0);
     expect(workerLines.every((line) => line.requestId === requestId)).toBe(true);
     expect(workerLines.some((line) => line.backend === "llama" && typeof line.jobId === "string")).toBe(true);
+    expect(workerLines.find((line) => line.msg === "job finished")).toMatchObject({ attempt: 1, outcome: "completed", model: MODEL });
   });
 
   it("the worker's and the gateway's /metrics pass promtool, and a real Prometheus scrapes both", { timeout: 30_000 }, async () => {

@@ -120,6 +120,8 @@ export interface BackendServer {
 }
 
 type AbortReason = "cancelled" | "not-wanted" | "deadline" | "shutdown" | WriterStop;
+/** How a job's attempt on this worker ended: its abort reason, or one of these. */
+type JobOutcome = AbortReason | "completed" | "error" | "failed" | "handed-back";
 
 interface RunningJob {
   jobId: string;
@@ -394,6 +396,12 @@ class WorkerRuntime implements BackendServer {
     if (!jobs) this.#running.set(job.id, (jobs = new Set()));
     jobs.add(running);
     slot.running++;
+    const startedAt = performance.now();
+    // BullMQ counts every start of a job (a re-run after a stall or a hand-back included): that is
+    // the attempt. Whether it is still wanted, and not another attempt's, is checked by its first write.
+    const attempt = Math.max(1, bullJob.attemptsStarted);
+    /** How this attempt ended, for its log line. */
+    let outcome: JobOutcome = "failed";
     let deadlineTimer: NodeJS.Timeout | undefined;
     let beginTimer: NodeJS.Immediate | undefined;
     try {
@@ -412,9 +420,6 @@ class WorkerRuntime implements BackendServer {
           this.#abortJob(running, reason);
         },
       });
-      // BullMQ counts every start of a job (a re-run after a stall or a hand-back included): that is
-      // the attempt. Whether it is still wanted, and not another attempt's, is checked by its first write.
-      const attempt = Math.max(1, bullJob.attemptsStarted);
       if (attempt > 1) this.#options.metrics?.jobRetried(slot.queue.name);
       // Writing starts after this turn of the event loop: a job whose events all came at once (a
       // refusal, a cached or trivial answer) goes out in one write, its end marker included.
@@ -438,17 +443,27 @@ class WorkerRuntime implements BackendServer {
         }
       }
       const reason = running.reason;
-      if (reason === "cancelled" || reason === "not-wanted" || writer.stopped) return;
+      if (reason === "cancelled" || reason === "not-wanted" || writer.stopped) {
+        outcome = reason ?? writer.stopped ?? "failed";
+        return;
+      }
       if (reason === "shutdown" && !sawError && (await writer.stepAside())) {
         // Nothing of this attempt reached the client: another worker can still give the whole answer.
-        if (await this.#handBack(bullJob, token, logger)) throw new WaitingError();
+        if (await this.#handBack(bullJob, token, logger)) {
+          outcome = "handed-back";
+          throw new WaitingError();
+        }
         writer.resume();
       }
       if ((reason === "shutdown" || reason === "deadline") && !sawError) writer.push(abortedEvent(reason));
       writer.seal();
       writer.begin(attempt);
       await writer.end();
+      outcome = reason ?? (sawError ? "error" : "completed");
     } finally {
+      // One line per job at info, as the gateway logs one per request: a request id found in the
+      // gateway's log is found in the log of the worker that ran it.
+      logger.info({ attempt, outcome, durationMs: Math.round(performance.now() - startedAt) }, "job finished");
       clearImmediate(beginTimer);
       clearTimeout(deadlineTimer);
       slot.running--;
