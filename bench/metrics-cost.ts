@@ -3,7 +3,7 @@
  * recording on vs off, interleaved in one run, with the spread across rounds.
  *
  *   pnpm bench:metrics [--rounds 8] [--seconds 3] [--connections 16] [--workloads scripted,scripted-stream,tiny] [--aa] [--fresh] [--one-process]
- *   pnpm bench:metrics --instructions [requests] [--workloads scripted,scripted-stream]
+ *   pnpm bench:metrics --instructions [requests] [--warmup 16000] [--workloads scripted,scripted-stream]
  *
  * `--aa` runs both sides with metrics off: the "cost" it reports is the
  * noise floor of this machine, to read the real figures against.
@@ -17,9 +17,18 @@
  * `--instructions [requests]` counts instead of timing: each side runs under
  * valgrind's callgrind (Debian package `valgrind`) and reports the CPU
  * instructions its process (all threads) executes per request, counted over
- * `requests` (default 1000) after a warm-up. Unlike requests/s and CPU time,
- * the count does not move with the load of a shared machine: the same side
- * measured twice agrees within ~0.5%.
+ * `requests` (default 1000) after `--warmup` requests (default 16,000).
+ * Unlike requests/s and CPU time, the count does not move with the load of a
+ * shared machine. What does move it is V8 still optimizing: with `--trace-opt`
+ * a server of this benchmark stops compiling after 12,000-16,000 requests,
+ * and compilations that land in the counted window (TurboFan runs on a
+ * background thread, counted too) made up to a third of the instructions and
+ * swung the "on" side by 25% between runs. Fresh connections at the start of
+ * the window did the same (Node's HTTP and stream code deoptimized on the new
+ * sockets and was compiled again), so warm-up and count share one set of
+ * connections. Each count is also reported without the optimizing
+ * compilers' own functions (`v8::internal::compiler::`, Maglev): what is
+ * left of compiling shows there.
  *
  * Each side is its own child process, alive for the whole run; rounds
  * alternate which side goes first. `--fresh` starts a new pair of processes
@@ -174,10 +183,13 @@ function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-/** `connections` closed loops of requests for `seconds` (or `count` requests in all), over keep-alive sockets. */
-async function load(server: Server, workload: Workload, seconds: number, connections: number, count = Infinity): Promise<RoundResult> {
+/**
+ * `connections` closed loops of requests for `seconds` (or `count` requests in all), over keep-alive
+ * sockets: the caller's (`shared`, left open), or fresh ones closed at the end.
+ */
+async function load(server: Server, workload: Workload, seconds: number, connections: number, count = Infinity, shared?: Agent): Promise<RoundResult> {
   const port = server.port;
-  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const agent = shared ?? new Agent({ keepAlive: true, maxSockets: connections });
   let sent = 0;
   const body = JSON.stringify({
     model: workload === "tiny" ? TINY_MODEL : SCRIPTED_MODEL,
@@ -214,7 +226,7 @@ async function load(server: Server, workload: Workload, seconds: number, connect
   );
   const elapsed = (performance.now() - started) / 1000;
   const cpu = cpuSeconds(server.child.pid!) - cpuBefore;
-  agent.destroy();
+  if (!shared) agent.destroy();
   latencies.sort((a, b) => a - b);
   return {
     requestsPerSecond: latencies.length / elapsed,
@@ -303,28 +315,57 @@ async function measure(workload: Workload, rounds: number, seconds: number, conn
  * Instructions per request of one side: its server runs under callgrind with
  * counting off, is warmed up, then counted over `requests` requests only.
  */
-async function instructionsPerRequest(workload: Workload, side: Side, requests: number): Promise<number> {
+interface InstructionCount {
+  /** Per request, everything the process executed in the window. */
+  total: number;
+  /** Per request, the part spent in V8's optimizing compilers. */
+  compiling: number;
+}
+
+/** Per-function instruction counts of a callgrind output file: those of V8's optimizing compilers, and all. */
+function compilerInstructions(file: string): number {
+  const annotated = execFileSync("callgrind_annotate", ["--threshold=100", file], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+  let compiling = 0;
+  for (const line of annotated.split("\n")) {
+    const match = /^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*)$/.exec(line);
+    if (match && /v8::internal::(compiler::|maglev::|Compiler::|turboshaft::)/.test(match[2]!)) compiling += Number(match[1]!.replaceAll(",", ""));
+  }
+  return compiling;
+}
+
+async function instructionsPerRequest(workload: Workload, side: Side, requests: number, warmup: number): Promise<InstructionCount> {
   const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-callgrind-"));
   const server = await startServer(workload, side, ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${join(dir, "out")}`]);
   const pid = String(server.child.pid);
+  const connections = workload === "tiny" ? 2 : 4;
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
   try {
-    const connections = workload === "tiny" ? 2 : 4;
-    await load(server, workload, 600, connections, requests * 4);
+    // One set of connections for the warm-up and the count: new sockets in the counted window
+    // deoptimized Node's HTTP and stream code ("wrong map") and it was optimized again there.
+    await load(server, workload, 3600, connections, warmup, agent);
     execFileSync("callgrind_control", ["--instr=on", pid], { stdio: "ignore" });
-    const result = await load(server, workload, 600, connections, requests);
+    const result = await load(server, workload, 600, connections, requests, agent);
     execFileSync("callgrind_control", ["--instr=off", pid], { stdio: "ignore" });
     execFileSync("callgrind_control", ["--dump", pid], { stdio: "ignore" });
     if (result.errors > 0) throw new Error(`${workload}:${side}: ${result.errors} requests failed`);
-    let instructions = 0;
-    for (const file of readdirSync(dir)) instructions += Number(/^totals: (\d+)/m.exec(readFileSync(join(dir, file), "utf8"))?.[1] ?? 0);
-    return instructions / requests;
+    let total = 0;
+    let compiling = 0;
+    for (const file of readdirSync(dir)) {
+      const path = join(dir, file);
+      const fileTotal = Number(/^totals: (\d+)/m.exec(readFileSync(path, "utf8"))?.[1] ?? 0);
+      if (fileTotal === 0) continue;
+      total += fileTotal;
+      compiling += compilerInstructions(path);
+    }
+    return { total: total / requests, compiling: compiling / requests };
   } finally {
+    agent.destroy();
     server.child.kill("SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-async function countInstructions(workloads: Workload[], requests: number): Promise<void> {
+async function countInstructions(workloads: Workload[], requests: number, warmup: number): Promise<void> {
   try {
     execFileSync("valgrind", ["--version"], { stdio: "ignore" });
   } catch {
@@ -332,10 +373,22 @@ async function countInstructions(workloads: Workload[], requests: number): Promi
   }
   const report = [];
   for (const workload of workloads) {
-    const on = await instructionsPerRequest(workload, "on", requests);
-    const off = await instructionsPerRequest(workload, "off", requests);
-    report.push({ workload, requests, instructionsPerRequest: { on, off }, costPercent: 100 * (on / off - 1) });
-    console.log(`${workload}: ${Math.round(on)} instructions/request on, ${Math.round(off)} off: metrics cost ${Math.round(on - off)} (${(100 * (on / off - 1)).toFixed(2)}%)`);
+    const on = await instructionsPerRequest(workload, "on", requests, warmup);
+    const off = await instructionsPerRequest(workload, "off", requests, warmup);
+    const steady = { on: on.total - on.compiling, off: off.total - off.compiling };
+    report.push({
+      workload,
+      requests,
+      warmup,
+      instructionsPerRequest: { on, off },
+      costPercent: 100 * (on.total / off.total - 1),
+      steadyCostPercent: 100 * (steady.on / steady.off - 1),
+    });
+    console.log(
+      `${workload}: ${Math.round(on.total)} instructions/request on, ${Math.round(off.total)} off: metrics cost ${Math.round(on.total - off.total)} (${(100 * (on.total / off.total - 1)).toFixed(2)}%); ` +
+        `without V8's optimizing compilers (${Math.round(on.compiling)} on, ${Math.round(off.compiling)} off) ${Math.round(steady.on)} / ${Math.round(steady.off)}: ` +
+        `${Math.round(steady.on - steady.off)} (${(100 * (steady.on / steady.off - 1)).toFixed(2)}%)`,
+    );
   }
   console.log(JSON.stringify({ node: process.version, report }, null, 2));
 }
@@ -348,7 +401,7 @@ if (serveArgument) {
   await serve(workload, served);
 } else if (args.has("instructions")) {
   const workloads = (args.get("workloads") ?? "scripted,scripted-stream").split(",") as Workload[];
-  await countInstructions(workloads, Number(args.get("instructions") || 1000));
+  await countInstructions(workloads, Number(args.get("instructions") || 1000), Number(args.get("warmup") ?? 16_000));
 } else {
   if (args.has("aa")) console.log("A/A run: both sides have metrics off; the differences below are noise.");
   const rounds = Number(args.get("rounds") ?? 8);
