@@ -15,6 +15,7 @@
  * is adapted to the same shape.
  */
 import { Agent, type Dispatcher } from "undici";
+import { microtask } from "@switchboard/protocol";
 
 /** An upstream answer as the owned fetch reads it. */
 export interface NetworkResponse {
@@ -171,7 +172,7 @@ class UndiciExchange implements NetworkExchange, NetworkResponse, AsyncIterator<
     if (this.#waiting && !this.#delivering) {
       // A microtask runs after undici's parser has returned: every chunk of this read is queued by then.
       this.#delivering = true;
-      queueMicrotask(this.#deliver);
+      microtask(this.#deliver);
     }
     if (this.#queued < HIGH_WATER_MARK) return true;
     this.#resume = this.#resumeSocket;

@@ -9,13 +9,9 @@
  * histogram bucket; readings across I/O (the next token, the end of a
  * response) are always fresh.
  */
+import { microtask } from "./microtask.js";
+
 let cached: number | undefined;
-/**
- * Queues the cache's end behind the promise callbacks already set off:
- * `queueMicrotask` would do the same but makes an AsyncResource and a bound
- * function per call, several times what a settled promise's `then` costs.
- */
-const settled = Promise.resolve();
 
 function forget(): void {
   cached = undefined;
@@ -29,7 +25,7 @@ function forgetAfterDrain(): void {
 export function metricsNow(): number {
   if (cached === undefined) {
     cached = performance.now();
-    void settled.then(forgetAfterDrain);
+    microtask(forgetAfterDrain);
   }
   return cached;
 }

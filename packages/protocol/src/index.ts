@@ -7,3 +7,4 @@ export * from "./tasks.js";
 export * from "./task-http.js";
 export * from "./openai/index.js";
 export * from "./clock.js";
+export * from "./microtask.js";
