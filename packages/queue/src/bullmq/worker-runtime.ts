@@ -461,14 +461,14 @@ class WorkerRuntime implements BackendServer {
       await writer.end();
       outcome = reason ?? (sawError ? "error" : "completed");
     } finally {
-      // One line per job at info, as the gateway logs one per request: a request id found in the
-      // gateway's log is found in the log of the worker that ran it.
-      logger.info({ attempt, outcome, durationMs: Math.round(performance.now() - startedAt) }, "job finished");
       clearImmediate(beginTimer);
       clearTimeout(deadlineTimer);
       slot.running--;
       jobs.delete(running);
       if (jobs.size === 0) this.#running.delete(job.id);
+      // One line per job at info, as the gateway logs one per request: a request id found in the
+      // gateway's log is found in the log of the worker that ran it.
+      logger.info({ attempt, outcome, durationMs: Math.round(performance.now() - startedAt) }, "job finished");
     }
   }
 
