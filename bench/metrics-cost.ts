@@ -311,10 +311,6 @@ async function measure(workload: Workload, rounds: number, seconds: number, conn
   }
 }
 
-/**
- * Instructions per request of one side: its server runs under callgrind with
- * counting off, is warmed up, then counted over `requests` requests only.
- */
 interface InstructionCount {
   /** Per request, everything the process executed in the window. */
   total: number;
@@ -322,7 +318,7 @@ interface InstructionCount {
   compiling: number;
 }
 
-/** Per-function instruction counts of a callgrind output file: those of V8's optimizing compilers, and all. */
+/** Instructions a callgrind output file counts in V8's optimizing compilers' own functions. */
 function compilerInstructions(file: string): number {
   const annotated = execFileSync("callgrind_annotate", ["--threshold=100", file], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
   let compiling = 0;
@@ -333,6 +329,10 @@ function compilerInstructions(file: string): number {
   return compiling;
 }
 
+/**
+ * Instructions per request of one side: its server runs under callgrind with
+ * counting off, is warmed up, then counted over `requests` requests only.
+ */
 async function instructionsPerRequest(workload: Workload, side: Side, requests: number, warmup: number): Promise<InstructionCount> {
   const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-callgrind-"));
   const server = await startServer(workload, side, ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${join(dir, "out")}`]);
