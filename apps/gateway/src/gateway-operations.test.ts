@@ -93,6 +93,46 @@ describe("/metrics", () => {
   });
 });
 
+describe("metric times, from the request's arrival", () => {
+  it("time to first token, job duration and request duration follow when the output came", async () => {
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const backend = new ScriptedBackend({
+      models: [TEST_MODEL],
+      script: async function* (job) {
+        yield { type: "accepted", jobId: job.id, model: job.model, promptTokens: 3 };
+        await sleep(60);
+        yield { type: "text-delta", index: 0, text: "slow" };
+        await sleep(60);
+        yield { type: "text-delta", index: 0, text: " answer" };
+        yield { type: "finish", index: 0, finishReason: "stop", completionTokens: 2 };
+      },
+    });
+    const gateway = await buildTestGateway({ backend });
+    try {
+      for (const stream of [false, true]) {
+        const response = await gateway.app.inject({ method: "POST", url: "/v1/chat/completions", payload: { model: TEST_MODEL, stream, messages: [{ role: "user", content: "x" }] } });
+        expect(response.statusCode).toBe(200);
+      }
+      const text = (await gateway.app.inject({ method: "GET", url: "/metrics" })).body;
+      const sum = (name: string) => Number(new RegExp(`^${name}_sum\\{[^}]*model="${TEST_MODEL}"[^}]*\\} (\\S+)$`, "m").exec(text)?.[1]);
+      const ttft = sum("switchboard_gateway_time_to_first_token_seconds");
+      const perToken = sum("switchboard_gateway_time_per_output_token_seconds");
+      const job = sum("switchboard_gateway_job_duration_seconds");
+      const http = sum("switchboard_http_request_duration_seconds");
+      // Two requests: each waited 60 ms for its first token and 60 more for its second.
+      expect(ttft).toBeGreaterThanOrEqual(2 * 0.055);
+      expect(perToken).toBeGreaterThanOrEqual(2 * 0.055);
+      expect(job).toBeGreaterThanOrEqual(ttft + perToken - 0.001);
+      expect(http).toBeGreaterThanOrEqual(job - 0.001);
+      expect(ttft).toBeLessThan(http);
+      // Not from some earlier zero: a few seconds at most on a slow machine.
+      expect(http).toBeLessThan(2 * 5);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
 describe("OpenAPI document and docs", () => {
   let gateway: TestGateway;
   beforeAll(async () => {

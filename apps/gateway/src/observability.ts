@@ -7,11 +7,16 @@
  * A request is counted when its response closes: ended responses with their
  * status, responses the client abandoned as 499. The 'close' event fires in
  * both cases, so nothing is counted twice and in-flight never leaks.
+ *
+ * Every time is read on Fastify's clock (`reply.elapsedTime`): Fastify stamps
+ * each request's arrival and its response's end, since the gateway always
+ * has a logger, so the hooks read the clock only where a job's output
+ * arrives and where it ends.
  */
 import type { ServerResponse } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { SwitchboardMetrics } from "@switchboard/metrics";
-import { metricsNow, type Job } from "@switchboard/protocol";
+import type { Job } from "@switchboard/protocol";
 import type { JobObserver } from "./job-runner.js";
 import type { GatewayCatalog } from "./openai-routes.js";
 
@@ -20,8 +25,6 @@ export const CLIENT_CLOSED_REQUEST = 499;
 
 /** What the hooks keep per request. */
 export interface RequestObservation {
-  /** `performance.now()` when the request arrived: the zero of its job's time to first token. */
-  startedAt: number;
   /** Catalog id of the job's model, once a job was built. */
   model: string | undefined;
   /** The reply, for the response's `close` listener. */
@@ -83,21 +86,18 @@ export function installObservability(app: FastifyInstance, options: Observabilit
     observation.onClose?.();
     const reply = observation.reply;
     const request = reply.request;
-    // Fastify times every response itself when it has a logger, as the gateway always does (its
-    // start, and the end once the response finished; for a client that left, now): reusing that
-    // spares two clock reads. It says 0 only when it did not time the response.
-    const elapsedMs = reply.elapsedTime;
+    // Fastify's: from the request's arrival to the response's end (for a client that left, now).
     gateway.recordRequest(
       request.is404 ? undefined : request.routeOptions.url,
       request.method,
       this.writableEnded ? this.statusCode : CLIENT_CLOSED_REQUEST,
       modelOf(request, observation),
-      (elapsedMs > 0 ? elapsedMs : metricsNow() - observation.startedAt) / 1000,
+      reply.elapsedTime / 1000,
     );
   }
 
   app.addHook("onRequest", (request, reply, done) => {
-    const observation: RequestObservation = { startedAt: metricsNow(), model: undefined, reply, onClose: undefined };
+    const observation: RequestObservation = { model: undefined, reply, onClose: undefined };
     request.observation = observation;
     gateway.requestStarted();
     const response = reply.raw as ObservedResponse;
@@ -110,6 +110,6 @@ export function installObservability(app: FastifyInstance, options: Observabilit
     const observation = request.observation;
     if (!observation) return undefined;
     observation.model = job.model;
-    return gateway.startJob(job, observation.startedAt);
+    return gateway.startJob(job, observation.reply);
   };
 }

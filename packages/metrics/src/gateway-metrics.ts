@@ -71,14 +71,39 @@ interface JobSeries {
   output: CounterSeries;
 }
 
-/** One job, watched from the gateway: the request's start is the clock's zero. */
+/**
+ * How long ago a request arrived, in milliseconds, read when asked: Fastify's
+ * `reply.elapsedTime`. Fastify reads the clock when a request arrives
+ * anyway, so the gateway's metrics take their zero from it instead of
+ * reading the clock again.
+ */
+export interface RequestClock {
+  readonly elapsedTime: number;
+}
+
+/** A {@link RequestClock} that starts now (tests, callers without a Fastify reply). */
+export function requestClockFrom(startedAt: number = metricsNow()): RequestClock {
+  return {
+    get elapsedTime() {
+      return metricsNow() - startedAt;
+    },
+  };
+}
+
+/** One job, watched from the gateway: times are read on its request's clock, whose zero is the request's arrival. */
 class GatewayJobObservation extends GenerationTimer implements JobObserver {
   readonly #series: JobSeries;
+  readonly #clock: RequestClock;
   #ended = false;
 
-  constructor(series: JobSeries, requestStartedAt: number) {
-    super(requestStartedAt);
+  constructor(series: JobSeries, clock: RequestClock) {
+    super(0);
     this.#series = series;
+    this.#clock = clock;
+  }
+
+  protected override now(): number {
+    return this.#clock.elapsedTime;
   }
 
   end(finished: boolean): void {
@@ -89,7 +114,7 @@ class GatewayJobObservation extends GenerationTimer implements JobObserver {
     const series = this.#series;
     const outcome = this.outcome(finished);
     // From the request's arrival: the job is built and submitted microseconds later.
-    series[outcome].observe((metricsNow() - this.startedAt) / 1000);
+    series[outcome].observe(this.now() / 1000);
     const ttft = this.timeToFirstOutput();
     if (ttft !== undefined) series.ttft.observe(ttft);
     const tpot = this.timePerOutputToken();
@@ -207,16 +232,16 @@ export class GatewayRecorder {
 
   /**
    * Starts watching one job: input and output tokens, time to first token
-   * (from `requestStartedAt`, a `performance.now()` value), time per output
-   * token, and the job's duration and outcome when `end` is called.
+   * (from the request's arrival, on `clock`), time per output token, and
+   * the job's duration and outcome when `end` is called.
    */
-  startJob(job: ObservedJob, requestStartedAt: number): JobObserver {
-    return new GatewayJobObservation(this.#seriesOf(job), requestStartedAt);
+  startJob(job: ObservedJob, clock: RequestClock): JobObserver {
+    return new GatewayJobObservation(this.#seriesOf(job), clock);
   }
 
   /** The same, as a wrapper around the job's event iterator (for callers that cannot call `see`). */
-  observeJob(job: ObservedJob, requestStartedAt: number, events: AsyncIterator<JobEvent>): AsyncIterator<JobEvent> {
-    const observation = this.startJob(job, requestStartedAt);
+  observeJob(job: ObservedJob, clock: RequestClock, events: AsyncIterator<JobEvent>): AsyncIterator<JobEvent> {
+    const observation = this.startJob(job, clock);
     return tapEvents(
       events,
       (event) => observation.see(event),

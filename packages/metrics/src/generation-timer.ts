@@ -21,9 +21,10 @@ export interface JobObserver {
 }
 
 /**
- * Timings and token counts of one job, in milliseconds from
- * `performance.now()` (through {@link metricsNow}). The clock is read only
- * where a time is kept: the first output and each `finish`.
+ * Timings and token counts of one job, in milliseconds on {@link now}'s
+ * clock (`performance.now()` through {@link metricsNow}, unless a subclass
+ * reads another). The clock is read only where a time is kept: the first
+ * output and each `finish`.
  */
 export class GenerationTimer {
   readonly startedAt: number;
@@ -39,6 +40,11 @@ export class GenerationTimer {
     this.startedAt = startedAt;
   }
 
+  /** The clock the times are read from. */
+  protected now(): number {
+    return metricsNow();
+  }
+
   /** Reads one event; `now` overrides the clock (tests). */
   see(event: JobEvent, now?: number): void {
     switch (event.type) {
@@ -48,7 +54,7 @@ export class GenerationTimer {
         return;
       case "finish":
         this.completionTokens += event.completionTokens;
-        this.lastOutputAt = now ?? metricsNow();
+        this.lastOutputAt = now ?? this.now();
         this.firstOutputAt ??= this.lastOutputAt;
         return;
       case "error":
@@ -56,7 +62,7 @@ export class GenerationTimer {
         return;
       default:
         // Text, tool-call arguments, embeddings, task results: output.
-        if (this.firstOutputAt === undefined) this.firstOutputAt = now ?? metricsNow();
+        if (this.firstOutputAt === undefined) this.firstOutputAt = now ?? this.now();
     }
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { silentLogger, type Backend, type Job, type JobEvent } from "@switchboard/protocol";
-import { ConsoleStatsWindow, GenerationTimer, LINT_FAILING_DEFAULTS, OTHER, Registry, bucketQuantile, createMetrics, llamaQueueLabel, type SwitchboardMetrics } from "./index.js";
+import { ConsoleStatsWindow, GenerationTimer, LINT_FAILING_DEFAULTS, OTHER, Registry, bucketQuantile, createMetrics, llamaQueueLabel, requestClockFrom, type SwitchboardMetrics } from "./index.js";
 import { parseExposition, promtoolCheck, sampleSum, seriesCount, type Exposition } from "./testing.js";
 
 const CATALOG = [
@@ -45,7 +45,7 @@ async function recordEverything(metrics: SwitchboardMetrics): Promise<void> {
     gateway.requestStarted();
     gateway.requestFinished({ route: "/v1/chat/completions", method: "POST", status, model: "tiny", seconds: 0.02 });
   }
-  await drain((events) => gateway.observeJob(chatJob("tiny"), performance.now(), events), answer("tiny", 5, ["a", "b", "c"], 3));
+  await drain((events) => gateway.observeJob(chatJob("tiny"), requestClockFrom(), events), answer("tiny", 5, ["a", "b", "c"], 3));
   metrics.queue.jobStarted(llamaQueueLabel("tiny"), 0.001);
   metrics.queue.jobFinished(llamaQueueLabel("tiny"), "completed", 0.01);
   metrics.queue.jobRetried("hf");
@@ -135,7 +135,7 @@ describe("gateway metrics", () => {
 
   it("a job's tokens, first token and duration move by exactly what its events say", async () => {
     const metrics = createMetrics({ models: CATALOG });
-    const started = performance.now();
+    const started = requestClockFrom();
     await drain((events) => metrics.gateway.observeJob(chatJob("org/chat:q4"), started, events), answer("org/chat:q4", 11, ["He", "llo", "!"], 4));
     await drain((events) => metrics.gateway.observeJob(chatJob("org/chat:q4"), started, events), answer("org/chat:q4", 9, ["a", "b"], 2), 2);
     // Refused before it started: a rejection (counted from the status), not a job.

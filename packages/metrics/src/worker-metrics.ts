@@ -8,7 +8,7 @@
  * implement.
  */
 import { Gauge, type Registry } from "prom-client";
-import { metricsNow, type Backend, type Job, type JobContext, type JobEvent } from "@switchboard/protocol";
+import { type Backend, type Job, type JobContext, type JobEvent } from "@switchboard/protocol";
 import { DECODE_RATE_BUCKETS, GENAI_DURATION_BUCKETS, MODEL_LOAD_BUCKETS, UPSTREAM_BUCKETS } from "./buckets.js";
 import { FastCounter, FastHistogram, KeyedCache, type CounterSeries, type HistogramSeries } from "./fast-metrics.js";
 import { GenerationTimer, tapEvents, type JobObserver } from "./generation-timer.js";
@@ -41,7 +41,7 @@ class WorkerJobObservation extends GenerationTimer implements JobObserver {
     // A job refused before it started (model loading, line full) did no work.
     if (!this.accepted) return;
     const series = this.#series;
-    series[this.outcome(finished)].observe((metricsNow() - this.startedAt) / 1000);
+    series[this.outcome(finished)].observe((this.now() - this.startedAt) / 1000);
     if (this.promptTokens > 0) series.input.inc(this.promptTokens);
     if (this.completionTokens > 0) series.output.inc(this.completionTokens);
     // No decode speed for tokens that came all at once.
