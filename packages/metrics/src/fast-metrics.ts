@@ -199,43 +199,43 @@ export class FastHistogram<L extends string = string> extends LabelledMetric<L, 
 }
 
 /**
- * A cache keyed by two to four strings without building a joined key (no
- * allocation per lookup): nested maps, one level per key part. `find*`
- * returns undefined on a miss and `set*` stores: no `make` callback, so a
- * hot path allocates nothing once its entry exists.
+ * A cache keyed by two to four values (strings, numbers, undefined) without
+ * building a joined key (no allocation per lookup): nested maps, one level
+ * per key part. `find*` returns undefined on a miss and `set*` stores: no
+ * `make` callback, so a hot path allocates nothing once its entry exists.
  */
 export class KeyedCache<T> {
-  readonly #root = new Map<string, any>();
+  readonly #root = new Map<unknown, any>();
 
-  #level(map: Map<string, any>, key: string): Map<string, any> {
+  #level(map: Map<unknown, any>, key: unknown): Map<unknown, any> {
     let next = map.get(key);
     if (next === undefined) map.set(key, (next = new Map()));
     return next;
   }
 
-  find2(a: string, b: string): T | undefined {
+  find2(a: unknown, b: unknown): T | undefined {
     return this.#root.get(a)?.get(b);
   }
 
-  find3(a: string, b: string, c: string): T | undefined {
+  find3(a: unknown, b: unknown, c: unknown): T | undefined {
     return this.#root.get(a)?.get(b)?.get(c);
   }
 
-  find4(a: string, b: string, c: string, d: string): T | undefined {
+  find4(a: unknown, b: unknown, c: unknown, d: unknown): T | undefined {
     return this.#root.get(a)?.get(b)?.get(c)?.get(d);
   }
 
-  set2(a: string, b: string, value: T): T {
+  set2(a: unknown, b: unknown, value: T): T {
     this.#level(this.#root, a).set(b, value);
     return value;
   }
 
-  set3(a: string, b: string, c: string, value: T): T {
+  set3(a: unknown, b: unknown, c: unknown, value: T): T {
     this.#level(this.#level(this.#root, a), b).set(c, value);
     return value;
   }
 
-  set4(a: string, b: string, c: string, d: string, value: T): T {
+  set4(a: unknown, b: unknown, c: unknown, d: unknown, value: T): T {
     this.#level(this.#level(this.#level(this.#root, a), b), c).set(d, value);
     return value;
   }

@@ -138,6 +138,14 @@ export class GatewayRecorder {
   readonly #inFlight: GaugeSeries;
   readonly #requestSeries = new KeyedCache<RequestSeries>();
   readonly #jobSeries = new KeyedCache<JobSeries>();
+  /**
+   * The same series by the raw values a request or job came with, for values
+   * that are their own label (known routes, methods and models): the usual
+   * request finds its series without folding. Values that fold to something
+   * else are never keys here, so no client can grow these maps.
+   */
+  readonly #requestSeriesByRaw = new KeyedCache<RequestSeries>();
+  readonly #jobSeriesByRaw = new KeyedCache<JobSeries>();
 
   constructor(registry: Registry, labels: LabelPolicy) {
     this.#labels = labels;
@@ -209,6 +217,13 @@ export class GatewayRecorder {
   /** {@link requestFinished} with the fields as arguments: the per-request hook builds no object. */
   recordRequest(route: string | undefined, method: string, status: number, model: string | undefined, seconds: number): void {
     this.#inFlight.dec();
+    const series = this.#requestSeriesByRaw.find4(route, method, status, model) ?? this.#requestSeriesOf(route, method, status, model);
+    series.requests.inc();
+    series.duration.observe(seconds);
+    series.rejection?.inc();
+  }
+
+  #requestSeriesOf(route: string | undefined, method: string, status: number, model: string | undefined): RequestSeries {
     const routeLabel = route === undefined ? UNMATCHED_ROUTE : this.#routes.fold(route);
     const methodLabel = foldMethod(method);
     const statusLabel = foldStatus(status);
@@ -216,9 +231,9 @@ export class GatewayRecorder {
     const series =
       this.#requestSeries.find4(routeLabel, methodLabel, statusLabel, modelLabel) ??
       this.#requestSeries.set4(routeLabel, methodLabel, statusLabel, modelLabel, this.#newRequestSeries(routeLabel, methodLabel, statusLabel, modelLabel, status));
-    series.requests.inc();
-    series.duration.observe(seconds);
-    series.rejection?.inc();
+    // Statuses are bounded by HTTP (100-999); the other values only when they are their own label.
+    if ((route === undefined || routeLabel === route) && methodLabel === method && (model === undefined || modelLabel === model)) this.#requestSeriesByRaw.set4(route, method, status, model, series);
+    return series;
   }
 
   #newRequestSeries(route: string, method: string, status: string, model: string, code: number): RequestSeries {
@@ -250,9 +265,13 @@ export class GatewayRecorder {
   }
 
   #seriesOf(job: ObservedJob): JobSeries {
+    const known = this.#jobSeriesByRaw.find2(job.model, job.kind);
+    if (known !== undefined) return known;
     const model = this.#labels.model(job.model);
     const kind = this.#labels.kind(job.kind);
-    return this.#jobSeries.find2(model, kind) ?? this.#jobSeries.set2(model, kind, this.#newJobSeries(model, kind, this.#labels.backendOfModel(job.model)));
+    const series = this.#jobSeries.find2(model, kind) ?? this.#jobSeries.set2(model, kind, this.#newJobSeries(model, kind, this.#labels.backendOfModel(job.model)));
+    if (model === job.model && kind === job.kind) this.#jobSeriesByRaw.set2(job.model, job.kind, series);
+    return series;
   }
 
   #newJobSeries(model: string, kind: string, backend: string): JobSeries {

@@ -163,6 +163,24 @@ describe("gateway metrics", () => {
 });
 
 describe("label bounds", () => {
+  it("a value that folds is labelled by its fold every time, also after known values were seen", async () => {
+    const metrics = createMetrics({ models: CATALOG });
+    const tiny = llamaQueueLabel("org/chat:q4");
+    for (const queue of [tiny, "none", "other", "", tiny, "none"]) metrics.queue.jobFinished(queue, "completed", 0.01);
+    for (const model of ["org/chat:q4", "none", undefined, "org/chat:q4", "none"]) {
+      metrics.gateway.requestStarted();
+      metrics.gateway.requestFinished({ route: "/v1/chat/completions", method: "POST", status: 200, model, seconds: 0.001 });
+    }
+    const parsed = await exposition(metrics);
+    expect(sampleSum(parsed, "switchboard_queue_jobs_total", { queue: tiny, outcome: "completed" })).toBe(2);
+    // A queue or model literally named "none" is unknown: `other`, not the label of an absent value.
+    expect(sampleSum(parsed, "switchboard_queue_jobs_total", { queue: OTHER, outcome: "completed" })).toBe(3);
+    expect(sampleSum(parsed, "switchboard_queue_jobs_total", { queue: "none", outcome: "completed" })).toBe(1);
+    expect(sampleSum(parsed, "switchboard_http_requests_total", { model: "org/chat:q4" })).toBe(2);
+    expect(sampleSum(parsed, "switchboard_http_requests_total", { model: OTHER })).toBe(2);
+    expect(sampleSum(parsed, "switchboard_http_requests_total", { model: "none" })).toBe(1);
+  });
+
   it("1,000 random model names, routes, queues, tasks and providers add no series beyond the catalog's", async () => {
     const metrics = createMetrics({ models: CATALOG });
     const random = () => Math.random().toString(36).slice(2);

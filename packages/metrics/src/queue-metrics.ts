@@ -7,7 +7,7 @@
 import { Gauge, type Registry } from "prom-client";
 import { QUEUE_BUCKETS } from "./buckets.js";
 import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } from "./fast-metrics.js";
-import { KnownValues } from "./labels.js";
+import { KnownValues, NONE } from "./labels.js";
 import type { LabelPolicy } from "./label-policy.js";
 
 
@@ -120,9 +120,15 @@ export class QueueRecorder {
   /** A job left its queue. `runSeconds` is ignored for `rejected` jobs, which never ran. */
   jobFinished(queue: string, outcome: QueueJobOutcome, runSeconds: number): void {
     const series = this.#seriesOf(queue);
-    const known: QueueJobOutcome = OUTCOMES.includes(outcome) ? outcome : "failed";
-    series.jobs[known].inc();
-    if (known !== "rejected") series.run[known].observe(runSeconds);
+    const jobs = series.jobs[outcome];
+    if (jobs === undefined) {
+      // Not an outcome of this recorder: counted as failed.
+      series.jobs.failed.inc();
+      series.run.failed.observe(runSeconds);
+      return;
+    }
+    jobs.inc();
+    if (outcome !== "rejected") series.run[outcome].observe(runSeconds);
   }
 
   jobRetried(queue: string): void {
@@ -140,8 +146,13 @@ export class QueueRecorder {
   }
 
   #seriesOf(queue: string): QueueSeries {
+    // Keyed by label, so a known queue's name finds its series in one lookup; `none` is keyed
+    // by "" (the name that folds to it), so a queue named "none" still folds to `other`.
+    const known = this.#series.get(queue);
+    if (known !== undefined) return known;
     const label = this.#labels.queue(queue);
-    let series = this.#series.get(label);
+    const key = label === NONE ? "" : label;
+    let series = this.#series.get(key);
     if (series === undefined) {
       const byOutcome = <T>(outcomes: readonly QueueJobOutcome[], make: (outcome: QueueJobOutcome) => T) => Object.fromEntries(outcomes.map((outcome) => [outcome, make(outcome)])) as Record<QueueJobOutcome, T>;
       series = {
@@ -150,7 +161,7 @@ export class QueueRecorder {
         run: byOutcome(["completed", "failed", "cancelled"], (outcome) => this.runTime.series(label, outcome)),
         jobs: byOutcome(OUTCOMES, (outcome) => this.jobs.series(label, outcome)),
       };
-      this.#series.set(label, series);
+      this.#series.set(key, series);
     }
     return series;
   }
