@@ -3,7 +3,7 @@
  * recording on vs off, interleaved in one run, with the spread across rounds.
  *
  *   pnpm bench:metrics [--rounds 8] [--seconds 3] [--connections 16] [--workloads scripted,scripted-stream,tiny] [--aa] [--fresh] [--one-process]
- *   pnpm bench:metrics --instructions [requests] [--warmup 16000] [--workloads scripted,scripted-stream]
+ *   pnpm bench:metrics --instructions [requests] [--warmup 16000] [--workloads scripted,scripted-stream] [--cache-sim]
  *
  * `--aa` runs both sides with metrics off: the "cost" it reports is the
  * noise floor of this machine, to read the real figures against.
@@ -29,6 +29,12 @@
  * connections. Each count is also reported without the optimizing
  * compilers' own functions (`v8::internal::compiler::`, Maglev): what is
  * left of compiling shows there.
+ *
+ * `--cache-sim` (with `--instructions`) also runs callgrind's cache and
+ * branch simulation and reports, per request, the L1 instruction- and
+ * data-cache misses and the mispredicted branches of each side: where a
+ * timed run costs more than the instructions explain, these say whether
+ * the extra code misses and mispredicts more often than the rest.
  *
  * Each side is its own child process, alive for the whole run; rounds
  * alternate which side goes first. `--fresh` starts a new pair of processes
@@ -316,6 +322,15 @@ interface InstructionCount {
   total: number;
   /** Per request, the part spent in V8's optimizing compilers. */
   compiling: number;
+  /** Per request, every event callgrind counted (`Ir`, and with `--cache-sim` `I1mr`, `D1mr`, `Bcm`, ...). */
+  events: Record<string, number>;
+}
+
+/** The events a callgrind output file counts (its `events:` line) with their totals. */
+function callgrindTotals(text: string): Record<string, number> {
+  const names = /^events: (.+)$/m.exec(text)?.[1]!.trim().split(/\s+/) ?? [];
+  const values = /^totals: (.+)$/m.exec(text)?.[1]!.trim().split(/\s+/).map(Number) ?? [];
+  return Object.fromEntries(names.map((name, index) => [name, values[index] ?? 0]));
 }
 
 /** Instructions a callgrind output file counts in V8's optimizing compilers' own functions. */
@@ -335,7 +350,8 @@ function compilerInstructions(file: string): number {
  */
 async function instructionsPerRequest(workload: Workload, side: Side, requests: number, warmup: number): Promise<InstructionCount> {
   const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-callgrind-"));
-  const server = await startServer(workload, side, ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${join(dir, "out")}`]);
+  const simulate = args.has("cache-sim") ? ["--cache-sim=yes", "--branch-sim=yes"] : [];
+  const server = await startServer(workload, side, ["valgrind", "--tool=callgrind", ...simulate, "--instr-atstart=no", `--callgrind-out-file=${join(dir, "out")}`]);
   const pid = String(server.child.pid);
   const connections = workload === "tiny" ? 2 : 4;
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
@@ -348,16 +364,16 @@ async function instructionsPerRequest(workload: Workload, side: Side, requests: 
     execFileSync("callgrind_control", ["--instr=off", pid], { stdio: "ignore" });
     execFileSync("callgrind_control", ["--dump", pid], { stdio: "ignore" });
     if (result.errors > 0) throw new Error(`${workload}:${side}: ${result.errors} requests failed`);
-    let total = 0;
     let compiling = 0;
+    const events: Record<string, number> = {};
     for (const file of readdirSync(dir)) {
       const path = join(dir, file);
-      const fileTotal = Number(/^totals: (\d+)/m.exec(readFileSync(path, "utf8"))?.[1] ?? 0);
-      if (fileTotal === 0) continue;
-      total += fileTotal;
+      const totals = callgrindTotals(readFileSync(path, "utf8"));
+      if (!totals.Ir) continue;
+      for (const [name, value] of Object.entries(totals)) events[name] = (events[name] ?? 0) + value / requests;
       compiling += compilerInstructions(path);
     }
-    return { total: total / requests, compiling: compiling / requests };
+    return { total: events.Ir ?? 0, compiling: compiling / requests, events };
   } finally {
     agent.destroy();
     server.child.kill("SIGKILL");
@@ -389,6 +405,11 @@ async function countInstructions(workloads: Workload[], requests: number, warmup
         `without V8's optimizing compilers (${Math.round(on.compiling)} on, ${Math.round(off.compiling)} off) ${Math.round(steady.on)} / ${Math.round(steady.off)}: ` +
         `${Math.round(steady.on - steady.off)} (${(100 * (steady.on / steady.off - 1)).toFixed(2)}%)`,
     );
+    // Cache and branch simulation: L1 instruction and data read misses, mispredicted conditional and indirect branches.
+    for (const name of ["I1mr", "D1mr", "Bcm", "Bim"].filter((event) => event in on.events)) {
+      const [a, b] = [on.events[name]!, off.events[name]!];
+      console.log(`  ${name.padEnd(5)} ${a.toFixed(1)} on, ${b.toFixed(1)} off per request: ${(a - b).toFixed(1)} (${(100 * (a / b - 1)).toFixed(1)}%)`);
+    }
   }
   console.log(JSON.stringify({ node: process.version, report }, null, 2));
 }
