@@ -50,10 +50,21 @@ export interface JobRunnerOptions {
   observeJob?(request: FastifyRequest, job: Job): JobObserver | undefined;
 }
 
-/** Sees a job's events as the runner reads them; `end(finished)`: whether the stream ran to its end. */
+/**
+ * Sees a job's events as the runner reads them; `end(finished)`: whether the
+ * stream ran to its end. The runner skips the text deltas after the first
+ * output (`outputSeen`): they carry nothing an observer counts, and they are
+ * most of a job's events.
+ */
 export interface JobObserver {
+  readonly outputSeen: boolean;
   see(event: JobEvent): void;
   end(finished: boolean): void;
+}
+
+/** Shows `observer` the events it needs: all but the text deltas after its first output. */
+function observe(observer: JobObserver | undefined, event: JobEvent): void {
+  if (observer !== undefined && (event.type !== "text-delta" || !observer.outputSeen)) observer.see(event);
 }
 
 export class JobRunner {
@@ -84,7 +95,7 @@ export class JobRunner {
           break;
         }
         const event = result.value;
-        run.observer?.see(event);
+        observe(run.observer, event);
         if (event.type === "error") throw GatewayError.fromPayload(event.error);
         run.started = true;
         collector.add(event);
@@ -111,7 +122,7 @@ export class JobRunner {
         return;
       }
       if (first.done) throw internalError("The model ended the request without an answer.", "empty_response");
-      run.observer?.see(first.value);
+      observe(run.observer, first.value);
       if (first.value.type === "error") throw GatewayError.fromPayload(first.value.error);
 
       run.started = true;
@@ -140,7 +151,7 @@ export class JobRunner {
           break;
         }
         const event = result.value;
-        run.observer?.see(event);
+        observe(run.observer, event);
         if (event.type === "error") {
           request.log.warn({ error: event.error }, "job failed after the stream started");
           writer.end(sseError(event.error));

@@ -113,8 +113,10 @@ class GatewayJobObservation extends GenerationTimer implements JobObserver {
     if (!this.accepted) return;
     const series = this.#series;
     const outcome = this.outcome(finished);
-    // From the request's arrival: the job is built and submitted microseconds later.
-    series[outcome].observe(this.now() / 1000);
+    // From the request's arrival: the job is built and submitted microseconds later. A
+    // completed generation's last event is its `finish`, whose time is already read.
+    const endedAt = outcome === "completed" && this.lastOutputAt !== undefined ? this.lastOutputAt : this.now();
+    series[outcome].observe(endedAt / 1000);
     const ttft = this.timeToFirstOutput();
     if (ttft !== undefined) series.ttft.observe(ttft);
     const tpot = this.timePerOutputToken();

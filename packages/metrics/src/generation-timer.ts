@@ -13,9 +13,11 @@ export type JobOutcome = "completed" | "failed" | "cancelled";
  * Something that watches one job's events as they pass (the gateway's job
  * runner, a transport) and is told once when the job ends: `finished` when
  * its event stream ran to the end, false when the reader stopped early (the
- * client went away) or the stream broke.
+ * client went away) or the stream broke. Once `outputSeen`, text deltas
+ * carry nothing it counts: a reader may skip showing them.
  */
 export interface JobObserver {
+  readonly outputSeen: boolean;
   see(event: JobEvent): void;
   end(finished: boolean): void;
 }
@@ -38,6 +40,11 @@ export class GenerationTimer {
 
   constructor(startedAt: number = metricsNow()) {
     this.startedAt = startedAt;
+  }
+
+  /** Whether an output arrived: later text deltas change nothing here (see {@link JobObserver}). */
+  get outputSeen(): boolean {
+    return this.firstOutputAt !== undefined;
   }
 
   /** The clock the times are read from. */

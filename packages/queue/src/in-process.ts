@@ -98,6 +98,11 @@ interface QueueDepth {
  * generator in between, so an event costs one awaited `next()` here. A
  * backend that throws (a bug: backends report failures as events) still
  * reaches the client, as a last `error` event.
+ *
+ * With metrics, it also tracks the job in its queue: waiting until its first
+ * event (the llama engine sends `accepted` once a sequence is free), active
+ * until its last. An `error` first is a rejection: it never ran. Only the
+ * first event is looked at.
  */
 class JobEvents implements AsyncIterableIterator<JobEvent> {
   readonly #start: () => AsyncIterator<JobEvent>;
@@ -106,8 +111,11 @@ class JobEvents implements AsyncIterableIterator<JobEvent> {
   readonly #depth: QueueDepth | undefined;
   /** Made at the first `next()`, as a generator would: a job nobody reads never starts. */
   #events: AsyncIterator<JobEvent> | undefined;
-  #tracker: JobTracker | undefined;
   #ended = false;
+  /** Where the job is in its queue, for metrics (stays `untracked` without them). */
+  #phase: "untracked" | "waiting" | "active" | "rejected" = "untracked";
+  #submittedAt = 0;
+  #startedAt = 0;
 
   constructor(start: () => AsyncIterator<JobEvent>, logger: Logger, metrics: QueueMetrics | undefined, depth: QueueDepth | undefined) {
     this.#start = start;
@@ -124,12 +132,12 @@ class JobEvents implements AsyncIterableIterator<JobEvent> {
     if (this.#ended) return { done: true, value: undefined };
     try {
       if (this.#events === undefined) {
-        if (this.#metrics && this.#depth) this.#tracker = new JobTracker(this.#metrics, this.#depth);
+        if (this.#depth !== undefined) this.#submitted(this.#depth);
         this.#events = this.#start();
       }
       const result = await this.#events.next();
       if (result.done) this.#end("finished");
-      else this.#tracker?.see(result.value);
+      else if (this.#phase === "waiting") this.#firstEvent(result.value);
       return result;
     } catch (error) {
       this.#end("threw");
@@ -149,49 +157,37 @@ class JobEvents implements AsyncIterableIterator<JobEvent> {
   #end(how: "finished" | "stopped" | "threw"): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#tracker?.end(how);
+    if (this.#phase !== "untracked") this.#left(how);
   }
-}
 
-/**
- * One job on the in-process transport, for metrics: waiting until its first
- * event (the llama engine sends `accepted` once a sequence is free), active
- * until its last. An `error` first is a rejection: it never ran. Only the
- * first event is looked at.
- */
-class JobTracker {
-  readonly #metrics: QueueMetrics;
-  readonly #depth: QueueDepth;
-  readonly #submittedAt = metricsNow();
-  #startedAt: number | undefined;
-  #waiting = true;
-  #rejected = false;
-
-  constructor(metrics: QueueMetrics, depth: QueueDepth) {
-    this.#metrics = metrics;
-    this.#depth = depth;
+  #submitted(depth: QueueDepth): void {
+    this.#phase = "waiting";
+    this.#submittedAt = metricsNow();
     depth.waiting++;
   }
 
-  see(event: JobEvent): void {
-    if (!this.#waiting) return;
-    this.#waiting = false;
-    this.#depth.waiting--;
-    if (event.type === "error") this.#rejected = true;
-    else {
-      this.#startedAt = metricsNow();
-      this.#depth.active++;
-      this.#metrics.jobStarted(this.#depth.queue, (this.#startedAt - this.#submittedAt) / 1000);
+  #firstEvent(event: JobEvent): void {
+    const depth = this.#depth!;
+    depth.waiting--;
+    if (event.type === "error") {
+      this.#phase = "rejected";
+      return;
     }
+    this.#phase = "active";
+    this.#startedAt = metricsNow();
+    depth.active++;
+    this.#metrics!.jobStarted(depth.queue, (this.#startedAt - this.#submittedAt) / 1000);
   }
 
   /** `finished`: the events ran to their end; `stopped`: the reader stopped early; `threw`: the backend broke. */
-  end(ended: "finished" | "stopped" | "threw"): void {
-    if (this.#waiting) this.#depth.waiting--;
-    else if (this.#startedAt !== undefined) this.#depth.active--;
+  #left(how: "finished" | "stopped" | "threw"): void {
+    const depth = this.#depth!;
+    const phase = this.#phase;
+    if (phase === "waiting") depth.waiting--;
+    else if (phase === "active") depth.active--;
     const outcome: QueueJobOutcome =
-      ended === "threw" ? "failed" : this.#rejected ? "rejected" : ended === "stopped" ? "cancelled" : this.#startedAt === undefined ? "failed" : "completed";
-    this.#metrics.jobFinished(this.#depth.queue, outcome, this.#startedAt === undefined ? 0 : (metricsNow() - this.#startedAt) / 1000);
+      how === "threw" ? "failed" : phase === "rejected" ? "rejected" : how === "stopped" ? "cancelled" : phase === "active" ? "completed" : "failed";
+    this.#metrics!.jobFinished(depth.queue, outcome, phase === "active" ? (metricsNow() - this.#startedAt) / 1000 : 0);
   }
 }
 
