@@ -9,7 +9,7 @@
 import type { Registry } from "prom-client";
 import { metricsNow, type JobEvent } from "@switchboard/protocol";
 import { GENAI_DURATION_BUCKETS, HTTP_DURATION_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS } from "./buckets.js";
-import { FastCounter, FastGauge, FastHistogram, KeyedCache, type CounterSeries, type GaugeSeries, type HistogramSeries } from "./fast-metrics.js";
+import { FastCounter, FastGauge, FastHistogram, KeyedCache, RecordBatch, type CounterSeries, type GaugeSeries, type HistogramSeries } from "./fast-metrics.js";
 import { GenerationTimer, tapEvents, type JobObserver } from "./generation-timer.js";
 import { CappedValues, foldMethod, foldStatus, UNMATCHED_ROUTE } from "./labels.js";
 import type { LabelPolicy } from "./label-policy.js";
@@ -53,6 +53,9 @@ export interface ObservedJob {
 /** Distinct route templates kept before new ones fold into `other` (the route table is far smaller). */
 const ROUTE_LIMIT = 200;
 
+/** Finished requests (and jobs) recorded before they are applied to their series (see {@link RecordBatch}). */
+const BATCH = 128;
+
 /** The series one kind of HTTP request records into. */
 interface RequestSeries {
   requests: CounterSeries;
@@ -94,12 +97,14 @@ export function requestClockFrom(startedAt: number = metricsNow()): RequestClock
 class GatewayJobObservation extends GenerationTimer implements JobObserver {
   readonly #series: JobSeries;
   readonly #clock: RequestClock;
+  readonly #finishedJobs: RecordBatch;
   #ended = false;
 
-  constructor(series: JobSeries, clock: RequestClock) {
+  constructor(series: JobSeries, clock: RequestClock, finishedJobs: RecordBatch) {
     super(0);
     this.#series = series;
     this.#clock = clock;
+    this.#finishedJobs = finishedJobs;
   }
 
   protected override now(): number {
@@ -116,13 +121,37 @@ class GatewayJobObservation extends GenerationTimer implements JobObserver {
     // From the request's arrival: the job is built and submitted microseconds later. A
     // completed generation's last event is its `finish`, whose time is already read.
     const endedAt = outcome === "completed" && this.lastOutputAt !== undefined ? this.lastOutputAt : this.now();
-    series[outcome].observe(endedAt / 1000);
-    const ttft = this.timeToFirstOutput();
-    if (ttft !== undefined) series.ttft.observe(ttft);
-    const tpot = this.timePerOutputToken();
-    if (tpot !== undefined) series.tpot.observe(tpot);
-    if (this.promptTokens > 0) series.input.inc(this.promptTokens);
-    if (this.completionTokens > 0) series.output.inc(this.completionTokens);
+    const batch = this.#finishedJobs;
+    const at = batch.add();
+    batch.refs[at * JOB_REFS] = series;
+    batch.refs[at * JOB_REFS + 1] = series[outcome];
+    const numbers = batch.numbers;
+    const first = at * JOB_NUMBERS;
+    numbers[first] = endedAt / 1000;
+    // NaN when there is none: histograms skip it.
+    numbers[first + 1] = this.timeToFirstOutput() ?? NaN;
+    numbers[first + 2] = this.timePerOutputToken() ?? NaN;
+    numbers[first + 3] = this.promptTokens;
+    numbers[first + 4] = this.completionTokens;
+  }
+}
+
+/** A finished job's record: its series and its outcome's duration series; its duration, time to first token, time per output token, input and output tokens. */
+const JOB_REFS = 2;
+const JOB_NUMBERS = 5;
+/** A finished request's record: its route, method, status and model as they came; its duration. */
+const REQUEST_REFS = 4;
+
+function applyJobs(batch: RecordBatch, count: number): void {
+  const { refs, numbers } = batch;
+  for (let index = 0; index < count; index++) {
+    const series = refs[index * JOB_REFS] as JobSeries;
+    const first = index * JOB_NUMBERS;
+    (refs[index * JOB_REFS + 1] as HistogramSeries).observe(numbers[first]!);
+    series.ttft.observe(numbers[first + 1]!);
+    series.tpot.observe(numbers[first + 2]!);
+    if (numbers[first + 3]! > 0) series.input.inc(numbers[first + 3]);
+    if (numbers[first + 4]! > 0) series.output.inc(numbers[first + 4]);
   }
 }
 
@@ -148,16 +177,24 @@ export class GatewayRecorder {
    */
   readonly #requestSeriesByRaw = new KeyedCache<RequestSeries>();
   readonly #jobSeriesByRaw = new KeyedCache<JobSeries>();
+  readonly #finishedRequests = new RecordBatch({ capacity: BATCH, refWidth: REQUEST_REFS, numberWidth: 1, apply: (batch, count) => this.#applyRequests(batch, count) });
+  readonly #finishedJobs = new RecordBatch({ capacity: BATCH, refWidth: JOB_REFS, numberWidth: JOB_NUMBERS, apply: applyJobs });
 
   constructor(registry: Registry, labels: LabelPolicy) {
     this.#labels = labels;
+    // Every metric here applies what is pending before it is read.
     const registers = [registry];
+    const collect = () => {
+      this.#finishedRequests.flush();
+      this.#finishedJobs.flush();
+    };
     const httpLabels = ["route", "method", "status", "model"] as const;
     this.requests = new FastCounter({
       name: "switchboard_http_requests_total",
       help: "HTTP requests answered, by route template, method, status code and model (499: the client went away first).",
       labelNames: httpLabels,
       registers,
+      collect,
     });
     this.duration = new FastHistogram({
       name: "switchboard_http_request_duration_seconds",
@@ -165,11 +202,13 @@ export class GatewayRecorder {
       labelNames: httpLabels,
       buckets: HTTP_DURATION_BUCKETS,
       registers,
+      collect,
     });
     this.inFlight = new FastGauge({
       name: "switchboard_http_requests_in_flight",
       help: "HTTP requests received whose response has not ended yet.",
       registers,
+      collect,
     });
     this.#inFlight = this.inFlight.series();
     this.rejections = new FastCounter({
@@ -177,6 +216,7 @@ export class GatewayRecorder {
       help: "Requests refused before any work was done for them: unauthorized (401), payload_too_large (413), rate_limited (429), unavailable (503).",
       labelNames: ["reason", "model"],
       registers,
+      collect,
     });
     const jobLabels = ["model", "backend", "kind"] as const;
     this.jobDuration = new FastHistogram({
@@ -185,6 +225,7 @@ export class GatewayRecorder {
       labelNames: [...jobLabels, "outcome"],
       buckets: GENAI_DURATION_BUCKETS,
       registers,
+      collect,
     });
     this.timeToFirstToken = new FastHistogram({
       name: "switchboard_gateway_time_to_first_token_seconds",
@@ -192,6 +233,7 @@ export class GatewayRecorder {
       labelNames: jobLabels,
       buckets: TTFT_BUCKETS,
       registers,
+      collect,
     });
     this.timePerOutputToken = new FastHistogram({
       name: "switchboard_gateway_time_per_output_token_seconds",
@@ -199,12 +241,14 @@ export class GatewayRecorder {
       labelNames: jobLabels,
       buckets: TPOT_BUCKETS,
       registers,
+      collect,
     });
     this.tokens = new FastCounter({
       name: "switchboard_gateway_tokens_total",
       help: "Tokens counted by the gateway, by model, backend and type (input: prompt, output: completion) (gen_ai.client.token.usage).",
       labelNames: ["model", "backend", "type"],
       registers,
+      collect,
     });
   }
 
@@ -219,10 +263,41 @@ export class GatewayRecorder {
   /** {@link requestFinished} with the fields as arguments: the per-request hook builds no object. */
   recordRequest(route: string | undefined, method: string, status: number, model: string | undefined, seconds: number): void {
     this.#inFlight.dec();
-    const series = this.#requestSeriesByRaw.find4(route, method, status, model) ?? this.#requestSeriesOf(route, method, status, model);
-    series.requests.inc();
-    series.duration.observe(seconds);
-    series.rejection?.inc();
+    const batch = this.#finishedRequests;
+    const at = batch.add();
+    const refs = batch.refs;
+    const first = at * REQUEST_REFS;
+    refs[first] = route;
+    refs[first + 1] = method;
+    refs[first + 2] = status;
+    refs[first + 3] = model;
+    batch.numbers[at] = seconds;
+  }
+
+  #applyRequests(batch: RecordBatch, count: number): void {
+    const { refs, numbers } = batch;
+    // Traffic comes in runs of alike requests: a record with the previous one's values takes its series.
+    let series: RequestSeries | undefined;
+    let route: string | undefined;
+    let method: string | undefined;
+    let status: number | undefined;
+    let model: string | undefined;
+    for (let index = 0; index < count; index++) {
+      const first = index * REQUEST_REFS;
+      const same = refs[first] === route && refs[first + 1] === method && refs[first + 2] === status && refs[first + 3] === model;
+      if (!same || series === undefined) {
+        route = refs[first] as string | undefined;
+        method = refs[first + 1] as string;
+        status = refs[first + 2] as number;
+        model = refs[first + 3] as string | undefined;
+        series = this.#requestSeriesByRaw.find4(route, method, status, model) ?? this.#requestSeriesOf(route, method, status, model);
+      }
+      // The raw model name is the client's: not kept alive here until the slot is reused.
+      refs[first + 3] = undefined;
+      series.requests.inc();
+      series.duration.observe(numbers[index]!);
+      series.rejection?.inc();
+    }
   }
 
   #requestSeriesOf(route: string | undefined, method: string, status: number, model: string | undefined): RequestSeries {
@@ -253,7 +328,7 @@ export class GatewayRecorder {
    * the job's duration and outcome when `end` is called.
    */
   startJob(job: ObservedJob, clock: RequestClock): JobObserver {
-    return new GatewayJobObservation(this.#seriesOf(job), clock);
+    return new GatewayJobObservation(this.#seriesOf(job), clock, this.#finishedJobs);
   }
 
   /** The same, as a wrapper around the job's event iterator (for callers that cannot call `see`). */

@@ -151,6 +151,42 @@ describe("gateway metrics", () => {
     expect(sampleSum(parsed, "switchboard_gateway_time_per_output_token_seconds_count", labels)).toBe(1);
   });
 
+  it("every finished request, job and queued job is counted, across full batches and scrapes between them", async () => {
+    const metrics = createMetrics({ models: CATALOG });
+    const queue = llamaQueueLabel("tiny");
+    let finished = 0;
+    const finish = async (requests: number) => {
+      for (const end = finished + requests; finished < end; finished++) {
+        const index = finished;
+        metrics.gateway.requestStarted();
+        metrics.gateway.requestFinished({ route: "/v1/chat/completions", method: "POST", status: index % 10 === 0 ? 429 : 200, model: "tiny", seconds: 0.25 });
+        metrics.queue.jobStarted(queue, 0.5);
+        metrics.queue.jobFinished(queue, index % 10 === 0 ? "rejected" : "completed", 2);
+        await drain((events) => metrics.gateway.observeJob(chatJob("tiny"), requestClockFrom(), events), answer("tiny", 3, ["a", "b"], 2));
+      }
+    };
+    // A scrape after a few, then more than any batch holds, then a scrape.
+    await finish(7);
+    let parsed = await exposition(metrics);
+    expect(sampleSum(parsed, "switchboard_http_requests_total")).toBe(7);
+    expect(sampleSum(parsed, "switchboard_queue_jobs_total", { queue, outcome: "completed" })).toBe(6);
+    await finish(993);
+    parsed = await exposition(metrics);
+    expect(sampleSum(parsed, "switchboard_http_requests_total")).toBe(1000);
+    expect(sampleSum(parsed, "switchboard_http_requests_in_flight")).toBe(0);
+    expect(sampleSum(parsed, "switchboard_gateway_rejections_total", { reason: "rate_limited" })).toBe(100);
+    expect(sampleSum(parsed, "switchboard_http_request_duration_seconds_sum")).toBeCloseTo(250);
+    expect(sampleSum(parsed, "switchboard_http_request_duration_seconds_bucket", { le: "+Inf" })).toBe(1000);
+    expect(sampleSum(parsed, "switchboard_gateway_tokens_total", { type: "input" })).toBe(3000);
+    expect(sampleSum(parsed, "switchboard_gateway_tokens_total", { type: "output" })).toBe(2000);
+    expect(sampleSum(parsed, "switchboard_gateway_job_duration_seconds_count", { outcome: "completed" })).toBe(1000);
+    expect(sampleSum(parsed, "switchboard_gateway_time_to_first_token_seconds_count")).toBe(1000);
+    expect(sampleSum(parsed, "switchboard_queue_wait_seconds_sum", { queue })).toBeCloseTo(500);
+    expect(sampleSum(parsed, "switchboard_queue_jobs_total", { queue, outcome: "rejected" })).toBe(100);
+    expect(sampleSum(parsed, "switchboard_queue_run_seconds_count", { queue, outcome: "completed" })).toBe(900);
+    expect(sampleSum(parsed, "switchboard_queue_run_seconds_sum", { queue, outcome: "completed" })).toBeCloseTo(1800);
+  });
+
   it("time per output token is the span after the first token over the tokens after it", () => {
     const timer = new GenerationTimer(1000);
     timer.see({ type: "accepted", jobId: "j", model: "m", promptTokens: 3 }, 1001);

@@ -6,7 +6,7 @@
  */
 import { Gauge, type Registry } from "prom-client";
 import { QUEUE_BUCKETS } from "./buckets.js";
-import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } from "./fast-metrics.js";
+import { FastCounter, FastHistogram, RecordBatch, type CounterSeries, type HistogramSeries } from "./fast-metrics.js";
 import { KnownValues, NONE } from "./labels.js";
 import type { LabelPolicy } from "./label-policy.js";
 
@@ -28,6 +28,11 @@ export type QueueDepthSource = () => readonly QueueDepthSample[] | Promise<reado
 const STATES = new KnownValues(["waiting", "active", "delayed", "prioritized", "waiting-children", "paused"]);
 const OUTCOMES = ["completed", "failed", "cancelled", "rejected"] as const;
 
+/** Jobs started and finished recorded before they are applied to their series (see {@link RecordBatch}). */
+const BATCH = 256;
+/** A record: the queue's name and the job's outcome (none for a job that started); its wait or run time. */
+const RECORD_REFS = 2;
+
 /** The series of one queue. */
 interface QueueSeries {
   wait: HistogramSeries;
@@ -45,10 +50,13 @@ export class QueueRecorder {
   readonly #labels: LabelPolicy;
   readonly #sources = new Set<QueueDepthSource>();
   readonly #series = new Map<string, QueueSeries>();
+  readonly #records = new RecordBatch({ capacity: BATCH, refWidth: RECORD_REFS, numberWidth: 1, apply: (batch, count) => this.#apply(batch, count) });
 
   constructor(registry: Registry, labels: LabelPolicy) {
     this.#labels = labels;
     const registers = [registry];
+    // Applies the jobs still pending before their metrics are read.
+    const collect = () => this.#records.flush();
     const sources = this.#sources;
     this.depth = new Gauge({
       name: "switchboard_queue_depth",
@@ -84,6 +92,7 @@ export class QueueRecorder {
       labelNames: ["queue"],
       buckets: QUEUE_BUCKETS,
       registers,
+      collect,
     });
     this.runTime = new FastHistogram({
       name: "switchboard_queue_run_seconds",
@@ -91,12 +100,14 @@ export class QueueRecorder {
       labelNames: ["queue", "outcome"],
       buckets: QUEUE_BUCKETS,
       registers,
+      collect,
     });
     this.jobs = new FastCounter({
       name: "switchboard_queue_jobs_total",
       help: "Jobs that left a queue, by outcome: completed, failed, cancelled, rejected (refused before starting).",
       labelNames: ["queue", "outcome"],
       registers,
+      collect,
     });
     this.retried = new FastCounter({
       name: "switchboard_queue_jobs_retried_total",
@@ -114,21 +125,42 @@ export class QueueRecorder {
 
   /** A worker took a job that waited `waitSeconds`. */
   jobStarted(queue: string, waitSeconds: number): void {
-    this.#seriesOf(queue).wait.observe(waitSeconds);
+    this.#record(queue, undefined, waitSeconds);
   }
 
   /** A job left its queue. `runSeconds` is ignored for `rejected` jobs, which never ran. */
   jobFinished(queue: string, outcome: QueueJobOutcome, runSeconds: number): void {
-    const series = this.#seriesOf(queue);
-    const jobs = series.jobs[outcome];
-    if (jobs === undefined) {
-      // Not an outcome of this recorder: counted as failed.
-      series.jobs.failed.inc();
-      series.run.failed.observe(runSeconds);
-      return;
+    this.#record(queue, outcome, runSeconds);
+  }
+
+  #record(queue: string, outcome: QueueJobOutcome | undefined, seconds: number): void {
+    const batch = this.#records;
+    const at = batch.add();
+    batch.refs[at * RECORD_REFS] = queue;
+    batch.refs[at * RECORD_REFS + 1] = outcome;
+    batch.numbers[at] = seconds;
+  }
+
+  #apply(batch: RecordBatch, count: number): void {
+    const { refs, numbers } = batch;
+    let queue: string | undefined;
+    let series: QueueSeries | undefined;
+    for (let index = 0; index < count; index++) {
+      // Records come in runs of one queue: its series is looked up once per run.
+      if (series === undefined || refs[index * RECORD_REFS] !== queue) series = this.#seriesOf((queue = refs[index * RECORD_REFS] as string));
+      const outcome = refs[index * RECORD_REFS + 1] as QueueJobOutcome | undefined;
+      const seconds = numbers[index]!;
+      if (outcome === undefined) series.wait.observe(seconds);
+      else if (outcome === "rejected") series.jobs.rejected.inc();
+      else if (series.jobs[outcome] === undefined) {
+        // Not an outcome of this recorder: counted as failed.
+        series.jobs.failed.inc();
+        series.run.failed.observe(seconds);
+      } else {
+        series.jobs[outcome].inc();
+        series.run[outcome].observe(seconds);
+      }
     }
-    jobs.inc();
-    if (outcome !== "rejected") series.run[outcome].observe(runSeconds);
   }
 
   jobRetried(queue: string): void {
