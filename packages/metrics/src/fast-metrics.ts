@@ -206,8 +206,6 @@ export class FastHistogram<L extends string = string> extends LabelledMetric<L, 
 
 /**
  * Records made on a hot path and applied to their series later, in batches.
- * References stay in `refs` until overwritten: `apply` clears any a client
- * could make large (a raw model name).
  * A finished request or job writes its references (series, raw label
  * values) and numbers into preallocated arrays, a few stores; the records
  * are applied when the batch is full and before any of their metrics is
@@ -215,6 +213,9 @@ export class FastHistogram<L extends string = string> extends LabelledMetric<L, 
  * at a time, at the end of each request, the same lookups and histogram
  * updates ran cold (their code and series out of the CPU's caches, their
  * branches unpredicted); applied many at a time, they run warm.
+ *
+ * References stay in `refs` until their slot is reused: `apply` clears any
+ * that a client could make large (a raw model name).
  */
 export class RecordBatch {
   /** `refWidth` references per record: record `i`'s `k`-th is `refs[i * refWidth + k]`. */
