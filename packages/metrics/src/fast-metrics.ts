@@ -37,6 +37,11 @@ export interface FastMetricOptions<L extends string> {
 
 const SEPARATOR = "\u0001";
 
+/** One sample per series, for metrics whose series hold a single value (counters, gauges). */
+function valueSamples(all: Iterable<{ labels: Record<string, string>; value: number }>): Values {
+  return Array.from(all, (series) => ({ labels: series.labels, value: series.value }));
+}
+
 abstract class LabelledMetric<L extends string, S extends { labels: Record<string, string> }> implements RegisteredMetric {
   readonly name: string;
   readonly help: string;
@@ -108,7 +113,7 @@ export class FastCounter<L extends string = string> extends LabelledMetric<L, Co
   }
 
   protected values(): Values {
-    return [...this.all.values()].map((series) => ({ labels: series.labels, value: series.value }));
+    return valueSamples(this.all.values());
   }
 }
 
@@ -144,7 +149,7 @@ export class FastGauge<L extends string = string> extends LabelledMetric<L, Gaug
   }
 
   protected values(): Values {
-    return [...this.all.values()].map((series) => ({ labels: series.labels, value: series.value }));
+    return valueSamples(this.all.values());
   }
 }
 
