@@ -15,7 +15,7 @@
  */
 import type { ServerResponse } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { SwitchboardMetrics } from "@switchboard/metrics";
+import type { RequestObservation as MetricsRequestObservation, SwitchboardMetrics } from "@switchboard/metrics";
 import type { Job } from "@switchboard/protocol";
 import type { JobObserver } from "./job-runner.js";
 import type { GatewayCatalog } from "./openai-routes.js";
@@ -23,19 +23,11 @@ import type { GatewayCatalog } from "./openai-routes.js";
 /** Status recorded for a response the client abandoned before it ended (nginx's convention). */
 export const CLIENT_CLOSED_REQUEST = 499;
 
-/** What the hooks keep per request. */
-export interface RequestObservation {
-  /** Catalog id of the job's model, once a job was built. */
-  model: string | undefined;
-  /** The reply, for the response's `close` listener. */
-  reply: FastifyReply;
-  /**
-   * Called first when the response closes: the job runner's check for a
-   * client that went away, so a request with metrics keeps one `close`
-   * listener, not two.
-   */
-  onClose: (() => void) | undefined;
-}
+/**
+ * What the hooks keep per request: the metrics' observation of it and its
+ * job, on the reply's clock (`reply.elapsedTime`).
+ */
+export type RequestObservation = MetricsRequestObservation<FastifyReply>;
 
 /** Where a response carries its request's observation, so one shared `close` listener serves every request. */
 const OBSERVATION = Symbol("switchboard.observation");
@@ -84,7 +76,7 @@ export function installObservability(app: FastifyInstance, options: Observabilit
     const observation = this[OBSERVATION];
     if (observation === undefined) return;
     observation.onClose?.();
-    const reply = observation.reply;
+    const reply = observation.clock;
     const request = reply.request;
     // Fastify's: from the request's arrival to the response's end (for a client that left, now).
     gateway.recordRequest(
@@ -98,9 +90,8 @@ export function installObservability(app: FastifyInstance, options: Observabilit
   }
 
   app.addHook("onRequest", (request, reply, done) => {
-    const observation: RequestObservation = { model: undefined, reply, onClose: undefined };
+    const observation = gateway.startRequest(reply);
     request.observation = observation;
-    gateway.requestStarted();
     const response = reply.raw as ObservedResponse;
     response[OBSERVATION] = observation;
     response.on("close", responseClosed);
@@ -111,6 +102,6 @@ export function installObservability(app: FastifyInstance, options: Observabilit
     const observation = request.observation;
     if (!observation) return undefined;
     observation.model = job.model;
-    return gateway.startJob(job, observation.reply);
+    return gateway.startJob(job, observation);
   };
 }

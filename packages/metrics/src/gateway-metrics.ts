@@ -93,30 +93,52 @@ export function requestClockFrom(startedAt: number = metricsNow()): RequestClock
   };
 }
 
-/** One job, watched from the gateway: times are read on its request's clock, whose zero is the request's arrival. */
-class GatewayJobObservation extends GenerationTimer implements JobObserver {
-  readonly #series: JobSeries;
-  readonly #clock: RequestClock;
+/**
+ * One HTTP request as the gateway's metrics watch it, and the job it runs:
+ * one object per request (made when it arrives), not one for the request and
+ * another for its job. Times are read on the request's clock, whose zero is
+ * its arrival. The gateway keeps what its hooks need on it: the reply (as
+ * `clock`), the job's model, and the job runner's `close` check.
+ */
+export class RequestObservation<Clock extends RequestClock = RequestClock> extends GenerationTimer implements JobObserver {
+  readonly clock: Clock;
+  /** Catalog id of the model of the request's job, once one started. */
+  model: string | undefined = undefined;
+  /**
+   * Called first when the response closes: the job runner's check for a
+   * client that went away, so a request keeps one `close` listener, not two.
+   */
+  onClose: (() => void) | undefined = undefined;
   readonly #finishedJobs: RecordBatch;
-  #ended = false;
+  /** The series of the job watched; undefined until one starts, and again once it ended. */
+  #series: JobSeries | undefined = undefined;
+  /** Whether a job was watched here: a second one gets an observation of its own. */
+  #watched = false;
 
-  constructor(series: JobSeries, clock: RequestClock, finishedJobs: RecordBatch) {
+  constructor(clock: Clock, finishedJobs: RecordBatch) {
     super(0);
-    this.#series = series;
-    this.#clock = clock;
+    this.clock = clock;
     this.#finishedJobs = finishedJobs;
   }
 
   protected override now(): number {
-    return this.#clock.elapsedTime;
+    return this.clock.elapsedTime;
+  }
+
+  /** Watches a job here if none was yet; else a new observation on the same clock does. */
+  watch(series: JobSeries): RequestObservation<Clock> {
+    const observation = this.#watched ? new RequestObservation(this.clock, this.#finishedJobs) : this;
+    observation.#watched = true;
+    observation.#series = series;
+    return observation;
   }
 
   end(finished: boolean): void {
-    if (this.#ended) return;
-    this.#ended = true;
+    const series = this.#series;
+    if (series === undefined) return;
+    this.#series = undefined;
     // A job refused before it started is a rejection (counted from the HTTP status), not a job.
     if (!this.accepted) return;
-    const series = this.#series;
     const outcome = this.outcome(finished);
     // From the request's arrival: the job is built and submitted microseconds later. A
     // completed generation's last event is its `finish`, whose time is already read.
@@ -256,6 +278,15 @@ export class GatewayRecorder {
     this.#inFlight.inc();
   }
 
+  /**
+   * A request arrived ({@link requestStarted}): its observation, on `clock`,
+   * for its job ({@link startJob}). Finish it with {@link recordRequest}.
+   */
+  startRequest<Clock extends RequestClock>(clock: Clock): RequestObservation<Clock> {
+    this.#inFlight.inc();
+    return new RequestObservation(clock, this.#finishedJobs);
+  }
+
   requestFinished(request: FinishedRequest): void {
     this.recordRequest(request.route, request.method, request.status, request.model, request.seconds);
   }
@@ -323,17 +354,19 @@ export class GatewayRecorder {
   }
 
   /**
-   * Starts watching one job: input and output tokens, time to first token
-   * (from the request's arrival, on `clock`), time per output token, and
-   * the job's duration and outcome when `end` is called.
+   * Starts watching one job of a request: input and output tokens, time to
+   * first token (from the request's arrival), time per output token, and the
+   * job's duration and outcome when `end` is called. The request's own
+   * observation watches its first job; `request` may also be a bare clock.
    */
-  startJob(job: ObservedJob, clock: RequestClock): JobObserver {
-    return new GatewayJobObservation(this.#seriesOf(job), clock, this.#finishedJobs);
+  startJob(job: ObservedJob, request: RequestObservation | RequestClock): JobObserver {
+    const observation = request instanceof RequestObservation ? request : new RequestObservation(request, this.#finishedJobs);
+    return observation.watch(this.#seriesOf(job));
   }
 
   /** The same, as a wrapper around the job's event iterator (for callers that cannot call `see`). */
-  observeJob(job: ObservedJob, clock: RequestClock, events: AsyncIterator<JobEvent>): AsyncIterator<JobEvent> {
-    const observation = this.startJob(job, clock);
+  observeJob(job: ObservedJob, request: RequestObservation | RequestClock, events: AsyncIterator<JobEvent>): AsyncIterator<JobEvent> {
+    const observation = this.startJob(job, request);
     return tapEvents(
       events,
       (event) => observation.see(event),

@@ -22,7 +22,7 @@ export { CappedValues, KnownValues, NONE, OTHER, UNMATCHED_ROUTE, foldMethod, fo
 export { LabelPolicy, ROUTER_MODEL, type LabelPolicyOptions } from "./label-policy.js";
 export { GenerationTimer, tapEvents, type JobObserver, type JobOutcome } from "./generation-timer.js";
 export { CounterSeries, FastCounter, FastGauge, FastHistogram, GaugeSeries, HistogramSeries, type FastMetricOptions } from "./fast-metrics.js";
-export { GatewayRecorder, REJECTION_REASONS, requestClockFrom, type FinishedRequest, type HttpRequestLabels, type ObservedJob, type RequestClock } from "./gateway-metrics.js";
+export { GatewayRecorder, REJECTION_REASONS, RequestObservation, requestClockFrom, type FinishedRequest, type HttpRequestLabels, type ObservedJob, type RequestClock } from "./gateway-metrics.js";
 export { QueueRecorder, type QueueDepthSample, type QueueDepthSource, type QueueJobOutcome } from "./queue-metrics.js";
 export { HfRecorder, LlamaRecorder, WorkerRecorder, type CircuitSample, type CircuitSource, type FinishedJob, type LlamaLoadSource, type LlamaModelLoad } from "./worker-metrics.js";
 export { RouterRecorder } from "./router-metrics.js";

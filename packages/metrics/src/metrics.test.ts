@@ -151,6 +151,41 @@ describe("gateway metrics", () => {
     expect(sampleSum(parsed, "switchboard_gateway_time_per_output_token_seconds_count", labels)).toBe(1);
   });
 
+  it("a request's observation counts its job once, and a second job of the same request on its own", async () => {
+    const metrics = createMetrics({ models: CATALOG });
+    let elapsedTime = 0;
+    const request = metrics.gateway.startRequest({
+      get elapsedTime() {
+        return elapsedTime;
+      },
+    });
+    const run = (promptTokens: number, completionTokens: number, firstAt: number, lastAt: number) => {
+      const job = metrics.gateway.startJob(chatJob("tiny"), request);
+      job.see({ type: "accepted", jobId: "job-1", model: "tiny", promptTokens });
+      elapsedTime = firstAt;
+      job.see({ type: "text-delta", index: 0, text: "a" });
+      elapsedTime = lastAt;
+      job.see({ type: "finish", index: 0, finishReason: "stop", completionTokens });
+      job.end(true);
+      // Told twice (a runner's `close` after the stream's end): counted once.
+      job.end(true);
+    };
+    run(5, 3, 100, 300);
+    run(7, 2, 400, 500);
+    metrics.gateway.recordRequest("/v1/chat/completions", "POST", 200, "tiny", 0.5);
+    const parsed = await exposition(metrics);
+    const labels = { model: "tiny", backend: "llama", kind: "chat" };
+    expect(sampleSum(parsed, "switchboard_gateway_tokens_total", { model: "tiny", backend: "llama", type: "input" })).toBe(5 + 7);
+    expect(sampleSum(parsed, "switchboard_gateway_tokens_total", { model: "tiny", backend: "llama", type: "output" })).toBe(3 + 2);
+    expect(sampleSum(parsed, "switchboard_gateway_job_duration_seconds_count", { ...labels, outcome: "completed" })).toBe(2);
+    // Both on the request's clock: the first job ended at 0.3 s, the second at 0.5 s.
+    expect(sampleSum(parsed, "switchboard_gateway_job_duration_seconds_sum", { ...labels, outcome: "completed" })).toBeCloseTo(0.3 + 0.5);
+    expect(sampleSum(parsed, "switchboard_gateway_time_to_first_token_seconds_sum", labels)).toBeCloseTo(0.1 + 0.4);
+    // (0.3 - 0.1) / 2 tokens after the first, and (0.5 - 0.4) / 1.
+    expect(sampleSum(parsed, "switchboard_gateway_time_per_output_token_seconds_sum", labels)).toBeCloseTo(0.1 + 0.1);
+    expect(sampleSum(parsed, "switchboard_http_requests_in_flight")).toBe(0);
+  });
+
   it("every finished request, job and queued job is counted, across full batches and scrapes between them", async () => {
     const metrics = createMetrics({ models: CATALOG });
     const queue = llamaQueueLabel("tiny");
