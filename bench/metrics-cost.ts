@@ -2,11 +2,21 @@
  * What metrics cost: requests/s and p99 latency of the gateway with metrics
  * recording on vs off, interleaved in one run, with the spread across rounds.
  *
- *   pnpm bench:metrics [--rounds 8] [--seconds 3] [--connections 16] [--workloads scripted,scripted-stream,tiny] [--aa] [--fresh] [--one-process]
+ *   pnpm bench:metrics [--rounds 8] [--seconds 3] [--connections 16] [--workloads scripted,scripted-stream,tiny] [--aa] [--fresh] [--one-process] [--together]
  *   pnpm bench:metrics --instructions [requests] [--warmup 16000] [--workloads scripted,scripted-stream] [--cache-sim]
  *
  * `--aa` runs both sides with metrics off: the "cost" it reports is the
  * noise floor of this machine, to read the real figures against.
+ *
+ * `--together` loads both sides at the same time in every round, each with
+ * its own `--connections`, instead of one after the other. On a shared host
+ * whose speed changes from second to second (this one served 5,800 to
+ * 15,000 requests/s in one run), back-to-back rounds see different
+ * machines: A/A runs gave -0.3% to +37% CPU per request. Loaded together,
+ * both sides see the same machine, and A/A runs gave +0.9% and +2.0%. CPU per
+ * request is then the figure to read: the two sides and the load generator
+ * share the same cores, so requests/s and p99 are bounded by the generator
+ * and by how the scheduler shares the cores, more than by either server.
  *
  * `--one-process` (scripted workloads) serves both sides from one process,
  * each on its own port: the same compiled code and the same slow or quick
@@ -249,16 +259,22 @@ const median = (values: number[]) => {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
 
+/** Pairs of server processes started so far in this run. */
+let pairsStarted = 0;
+
 async function startPair(workload: Workload, seconds: number, connections: number): Promise<Record<Side, Server>> {
+  // Which side starts and warms up first alternates from pair to pair: in A/A runs the first started was the slower by 1-3%.
+  const order: Side[] = pairsStarted++ % 2 === 0 ? ["on", "off"] : ["off", "on"];
   let servers: Record<Side, Server>;
   if (args.has("one-process")) {
     const { child, ports } = await startServing(workload, args.has("aa") ? "off" : "both");
     // An A/A run in one process loads one "off" app from both sides.
     servers = { on: { port: ports[0]!, child }, off: { port: ports[1] ?? ports[0]!, child } };
   } else {
-    servers = { on: await startServer(workload, "on"), off: await startServer(workload, "off") };
+    servers = {} as Record<Side, Server>;
+    for (const side of order) servers[side] = await startServer(workload, side);
   }
-  for (const side of ["on", "off"] as const) await load(servers[side], workload, Math.min(2, seconds), connections); // warm-up (JIT, pools)
+  for (const side of order) await load(servers[side], workload, Math.min(2, seconds), connections); // warm-up (JIT, pools)
   return servers;
 }
 
@@ -266,7 +282,7 @@ function stopPair(servers: Record<Side, Server> | undefined): void {
   for (const server of Object.values(servers ?? {})) server.child.kill("SIGKILL");
 }
 
-async function measure(workload: Workload, rounds: number, seconds: number, connections: number, fresh: boolean) {
+async function measure(workload: Workload, rounds: number, seconds: number, connections: number, fresh: boolean, together: boolean) {
   let servers: Record<Side, Server> | undefined;
   try {
     const results: Record<Side, RoundResult[]> = { on: [], off: [] };
@@ -274,6 +290,14 @@ async function measure(workload: Workload, rounds: number, seconds: number, conn
       if (fresh || servers === undefined) {
         stopPair(servers);
         servers = await startPair(workload, seconds, connections);
+      }
+      if (together) {
+        // Both sides at once, under the same load on the shared host.
+        const [on, off] = await Promise.all([load(servers.on, workload, seconds, connections), load(servers.off, workload, seconds, connections)]);
+        results.on.push(on);
+        results.off.push(off);
+        await sleep(200);
+        continue;
       }
       const order: Side[] = round % 2 === 0 ? ["on", "off"] : ["off", "on"];
       for (const side of order) {
@@ -296,6 +320,7 @@ async function measure(workload: Workload, rounds: number, seconds: number, conn
     const off = summary("off");
     // Paired by round (each round runs both sides back to back): the per-round difference and its spread.
     const paired = results.on.map((result, index) => 1 - result.requestsPerSecond / results.off[index]!.requestsPerSecond);
+    const pairedCpu = results.on.map((result, index) => result.cpuMicrosPerRequest / results.off[index]!.cpuMicrosPerRequest - 1);
     return {
       workload,
       rounds,
@@ -311,6 +336,7 @@ async function measure(workload: Workload, rounds: number, seconds: number, conn
       },
       p99CostPercent: 100 * (on.p99Ms.median / off.p99Ms.median - 1),
       cpuCostPercent: 100 * (on.cpuMicrosPerRequest / off.cpuMicrosPerRequest - 1),
+      pairedCpuCostPercent: { median: 100 * median(pairedCpu), min: 100 * Math.min(...pairedCpu), max: 100 * Math.max(...pairedCpu) },
     };
   } finally {
     stopPair(servers);
@@ -425,19 +451,21 @@ if (serveArgument) {
   await countInstructions(workloads, Number(args.get("instructions") || 1000), Number(args.get("warmup") ?? 16_000));
 } else {
   if (args.has("aa")) console.log("A/A run: both sides have metrics off; the differences below are noise.");
+  // One process's CPU time cannot be split between two sides loaded at once.
+  if (args.has("together") && args.has("one-process")) throw new Error("--together needs a process per side: drop --one-process");
   const rounds = Number(args.get("rounds") ?? 8);
   const seconds = Number(args.get("seconds") ?? 3);
   const connections = Number(args.get("connections") ?? 16);
   const workloads = (args.get("workloads") ?? "scripted,scripted-stream,tiny").split(",") as Workload[];
   const report = [];
   for (const workload of workloads) {
-    const result = await measure(workload, rounds, seconds, workload === "tiny" ? Math.min(connections, 4) : connections, args.has("fresh"));
+    const result = await measure(workload, rounds, seconds, workload === "tiny" ? Math.min(connections, 4) : connections, args.has("fresh"), args.has("together"));
     report.push(result);
     const fmt = (value: number) => value.toFixed(value >= 100 ? 0 : 2);
     console.log(
       `${workload}: on ${fmt(result.on.requestsPerSecond.median)} req/s (${fmt(result.on.requestsPerSecond.min)}-${fmt(result.on.requestsPerSecond.max)}), p99 ${fmt(result.on.p99Ms.median)} ms | ` +
         `off ${fmt(result.off.requestsPerSecond.median)} req/s (${fmt(result.off.requestsPerSecond.min)}-${fmt(result.off.requestsPerSecond.max)}), p99 ${fmt(result.off.p99Ms.median)} ms | ` +
-        `cost ${result.throughputCostPercent.median.toFixed(1)}% throughput (paired rounds: median ${result.throughputCostPercent.pairedMedian.toFixed(1)}%, ${result.throughputCostPercent.pairedMin.toFixed(1)}..${result.throughputCostPercent.pairedMax.toFixed(1)}%), ${result.p99CostPercent.toFixed(1)}% p99, CPU/request ${fmt(result.on.cpuMicrosPerRequest)} vs ${fmt(result.off.cpuMicrosPerRequest)} us (${result.cpuCostPercent.toFixed(1)}%)`,
+        `cost ${result.throughputCostPercent.median.toFixed(1)}% throughput (paired rounds: median ${result.throughputCostPercent.pairedMedian.toFixed(1)}%, ${result.throughputCostPercent.pairedMin.toFixed(1)}..${result.throughputCostPercent.pairedMax.toFixed(1)}%), ${result.p99CostPercent.toFixed(1)}% p99, CPU/request ${fmt(result.on.cpuMicrosPerRequest)} vs ${fmt(result.off.cpuMicrosPerRequest)} us (${result.cpuCostPercent.toFixed(1)}%; paired rounds: median ${result.pairedCpuCostPercent.median.toFixed(1)}%, ${result.pairedCpuCostPercent.min.toFixed(1)}..${result.pairedCpuCostPercent.max.toFixed(1)}%)`,
     );
   }
   console.log(JSON.stringify({ node: process.version, report }, null, 2));
