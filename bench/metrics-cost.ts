@@ -10,10 +10,11 @@
  *
  * `--together` loads both sides at the same time in every round, each with
  * its own `--connections`, instead of one after the other. On a shared host
- * whose speed changes from second to second (this one served 5,800 to
- * 15,000 requests/s in one run), back-to-back rounds see different
- * machines: A/A runs gave -0.3% to +37% CPU per request. Loaded together,
- * both sides see the same machine, and A/A runs gave +0.9% and +2.0%. CPU per
+ * whose speed changes from second to second (rounds of the same code
+ * served 5,800 to 15,800 requests/s within an hour), back-to-back rounds see
+ * different machines: A/A runs gave -0.3% to +37% CPU per request. Loaded
+ * together, both sides see the same machine, and A/A runs gave -3.1% to
+ * +2.0% (paired rounds' medians -0.5% to +1.2%). CPU per
  * request is then the figure to read: the two sides and the load generator
  * share the same cores, so requests/s and p99 are bounded by the generator
  * and by how the scheduler shares the cores, more than by either server.
@@ -263,7 +264,7 @@ const median = (values: number[]) => {
 let pairsStarted = 0;
 
 async function startPair(workload: Workload, seconds: number, connections: number): Promise<Record<Side, Server>> {
-  // Which side starts and warms up first alternates from pair to pair: in A/A runs the first started was the slower by 1-3%.
+  // Which side starts and warms up first alternates from pair to pair: in A/A runs the first started was the slower by 2-3%.
   const order: Side[] = pairsStarted++ % 2 === 0 ? ["on", "off"] : ["off", "on"];
   let servers: Record<Side, Server>;
   if (args.has("one-process")) {
