@@ -319,7 +319,7 @@ async function measure(workload: Workload, rounds: number, seconds: number, conn
     };
     const on = summary("on");
     const off = summary("off");
-    // Paired by round (each round runs both sides back to back): the per-round difference and its spread.
+    // Paired by round (each round runs both sides, back to back or together): the per-round difference and its spread.
     const paired = results.on.map((result, index) => 1 - result.requestsPerSecond / results.off[index]!.requestsPerSecond);
     const pairedCpu = results.on.map((result, index) => result.cpuMicrosPerRequest / results.off[index]!.cpuMicrosPerRequest - 1);
     return {

@@ -125,7 +125,7 @@ export class RequestObservation<Clock extends RequestClock = RequestClock> exten
     return this.clock.elapsedTime;
   }
 
-  /** Watches a job here if none was yet; else a new observation on the same clock does. */
+  /** Watches a job here if none was yet; else a new observation on the same clock does ({@link GatewayRecorder.startJob}'s part). */
   watch(series: JobSeries): RequestObservation<Clock> {
     const observation = this.#watched ? new RequestObservation(this.clock, this.#finishedJobs) : this;
     observation.#watched = true;
