@@ -10,8 +10,8 @@
  *
  * `--together` loads both sides at the same time in every round, each with
  * its own `--connections`, instead of one after the other. On a shared host
- * whose speed changes from second to second (rounds of the same code
- * served 5,800 to 15,800 requests/s within an hour), back-to-back rounds see
+ * whose speed changes from second to second (rounds of one side served
+ * 5,800 to 15,800 requests/s within an hour), back-to-back rounds see
  * different machines: A/A runs gave -0.3% to +37% CPU per request. Loaded
  * together, both sides see the same machine, and A/A runs gave -3.1% to
  * +2.0% (paired rounds' medians -0.5% to +1.2%). CPU per
