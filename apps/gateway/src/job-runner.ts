@@ -29,6 +29,7 @@ import {
   type Job,
   type JobEvent,
 } from "@switchboard/protocol";
+import type { JobObserver } from "@switchboard/metrics";
 import { SseWriter } from "./sse-writer.js";
 
 /** Turns a job's events into chunk JSON texts (see `ChatStreamEncoder`). */
@@ -51,18 +52,10 @@ export interface JobRunnerOptions {
 }
 
 /**
- * Sees a job's events as the runner reads them; `end(finished)`: whether the
- * stream ran to its end. The runner skips the text deltas after the first
- * output (`outputSeen`): they carry nothing an observer counts, and they are
- * most of a job's events.
+ * Shows `observer` the events it needs: all but the text deltas after its
+ * first output, which carry nothing an observer counts and are most of a
+ * job's events.
  */
-export interface JobObserver {
-  readonly outputSeen: boolean;
-  see(event: JobEvent): void;
-  end(finished: boolean): void;
-}
-
-/** Shows `observer` the events it needs: all but the text deltas after its first output. */
 function observe(observer: JobObserver | undefined, event: JobEvent): void {
   if (observer !== undefined && (event.type !== "text-delta" || !observer.outputSeen)) observer.see(event);
 }

@@ -15,9 +15,8 @@
  */
 import type { ServerResponse } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { RequestObservation as MetricsRequestObservation, SwitchboardMetrics } from "@switchboard/metrics";
+import type { JobObserver, RequestObservation as MetricsRequestObservation, SwitchboardMetrics } from "@switchboard/metrics";
 import type { Job } from "@switchboard/protocol";
-import type { JobObserver } from "./job-runner.js";
 import type { GatewayCatalog } from "./openai-routes.js";
 
 /** Status recorded for a response the client abandoned before it ended (nginx's convention). */

@@ -283,7 +283,7 @@ export class GatewayRecorder {
    * for its job ({@link startJob}). Finish it with {@link recordRequest}.
    */
   startRequest<Clock extends RequestClock>(clock: Clock): RequestObservation<Clock> {
-    this.#inFlight.inc();
+    this.requestStarted();
     return new RequestObservation(clock, this.#finishedJobs);
   }
 
