@@ -91,6 +91,24 @@ describe("/metrics", () => {
     expect(text).toMatch(/switchboard_http_request_duration_seconds_bucket\{le="\+Inf",route="\/v1\/chat\/completions",method="POST",status="200",model="[^"]+"\} 1/);
     expect(text).not.toContain("wp-admin");
   });
+
+  it("labels HEAD requests and requests refused by the key check with their route template", async () => {
+    const keyed = await buildTestGateway({ config: testConfig({ apiKeys: ["sk-1"] }) });
+    try {
+      const bearer = { authorization: "Bearer sk-1" };
+      expect((await keyed.app.inject({ method: "GET", url: `/v1/models/${TEST_MODEL}`, headers: bearer })).statusCode).toBe(200);
+      expect((await keyed.app.inject({ method: "HEAD", url: `/v1/models/${TEST_MODEL}`, headers: bearer })).statusCode).toBe(200);
+      expect((await keyed.app.inject({ method: "GET", url: `/v1/models/${TEST_MODEL}` })).statusCode).toBe(401);
+      expect((await keyed.app.inject({ method: "GET", url: "/v1/nothing-here" })).statusCode).toBe(404);
+      const text = (await keyed.app.inject({ method: "GET", url: "/metrics" })).body;
+      expect(text).toContain('switchboard_http_requests_total{route="/v1/models/*",method="GET",status="200",model="none"} 1');
+      expect(text).toContain('switchboard_http_requests_total{route="/v1/models/*",method="HEAD",status="200",model="none"} 1');
+      expect(text).toContain('switchboard_http_requests_total{route="/v1/models/*",method="GET",status="401",model="none"} 1');
+      expect(text).toContain('switchboard_http_requests_total{route="unmatched",method="GET",status="404",model="none"} 1');
+    } finally {
+      await keyed.close();
+    }
+  });
 });
 
 describe("metric times, from the request's arrival", () => {
