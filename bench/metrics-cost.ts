@@ -3,7 +3,7 @@
  * recording on vs off, interleaved in one run, with the spread across rounds.
  *
  *   pnpm bench:metrics [--rounds 8] [--seconds 3] [--connections 16] [--workloads scripted,scripted-stream,tiny] [--aa] [--fresh] [--one-process] [--together]
- *   pnpm bench:metrics --instructions [requests] [--warmup 16000] [--workloads scripted,scripted-stream] [--cache-sim]
+ *   pnpm bench:metrics --instructions [requests] [--warmup 16000] [--workloads scripted,scripted-stream] [--cache-sim] [--by-function]
  *
  * `--aa` runs both sides with metrics off: the "cost" it reports is the
  * noise floor of this machine, to read the real figures against.
@@ -47,6 +47,14 @@
  * timed run costs more than the instructions explain, these say whether
  * the extra code misses and mispredicts more often than the rest.
  *
+ * `--by-function` (with `--instructions`) also says where the difference
+ * goes: each side's server runs with V8's `--perf-basic-prof`, whose map
+ * names the JavaScript functions at the addresses callgrind counted, and the
+ * difference is printed by part of the process (the gateway's hooks, the job
+ * runner, the metrics package, the in-process queue, Node, V8, libc) and by
+ * function: instructions, and with `--cache-sim` L1 misses and mispredicted
+ * branches.
+ *
  * Each side is its own child process, alive for the whole run; rounds
  * alternate which side goes first. `--fresh` starts a new pair of processes
  * (and warms them up) every round: how V8 happened to compile one process
@@ -71,6 +79,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseConfig } from "../packages/catalog/src/index.js";
 import type { Backend, Job, JobContext, JobEvent, ModelState } from "../packages/protocol/src/index.js";
+import { addFunctionCosts, partOf, type FunctionCosts } from "./callgrind-functions.js";
 
 type Side = "on" | "off";
 /** What a server child serves: one side, or (`--one-process`) both on two ports. */
@@ -157,16 +166,16 @@ interface Server {
   child: ChildProcess;
 }
 
-async function startServer(workload: Workload, side: Side, wrapper: string[] = []): Promise<Server> {
+async function startServer(workload: Workload, side: Side, wrapper: string[] = [], nodeFlags: string[] = []): Promise<Server> {
   // An A/A run: the "on" side records nothing either.
-  const { child, ports } = await startServing(workload, args.has("aa") ? "off" : side, wrapper);
+  const { child, ports } = await startServing(workload, args.has("aa") ? "off" : side, wrapper, nodeFlags);
   return { port: ports[0]!, child };
 }
 
 /** A server child and the port(s) it printed: one, or on and off for `both`. */
-function startServing(workload: Workload, served: Served, wrapper: string[] = []): Promise<{ child: ChildProcess; ports: number[] }> {
+function startServing(workload: Workload, served: Served, wrapper: string[] = [], nodeFlags: string[] = []): Promise<{ child: ChildProcess; ports: number[] }> {
   return new Promise((resolve, reject) => {
-    const command = [...wrapper, process.execPath, "--import", "tsx", import.meta.filename, "--serve", `${workload}:${served}`];
+    const command = [...wrapper, process.execPath, ...nodeFlags, "--import", "tsx", import.meta.filename, "--serve", `${workload}:${served}`];
     const child = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "pipe", wrapper.length > 0 ? "ignore" : "inherit"] });
     child.stdout!.setEncoding("utf8");
     let output = "";
@@ -351,6 +360,42 @@ interface InstructionCount {
   compiling: number;
   /** Per request, every event callgrind counted (`Ir`, and with `--cache-sim` `I1mr`, `D1mr`, `Bcm`, ...). */
   events: Record<string, number>;
+  /** With `--by-function`: per event, each function's own count over the window (not per request). */
+  functions?: Map<string, FunctionCosts>;
+}
+
+/** Valgrind runs the program in its own process: the server's pid is the child's. */
+function perfMap(server: Server): string {
+  return `/tmp/perf-${server.child.pid}.map`;
+}
+
+/** The events `--by-function` attributes: instructions, and with `--cache-sim` L1 misses and mispredicted branches. */
+const FUNCTION_EVENTS = ["Ir", "I1mr", "D1mr", "Bcm"];
+
+/**
+ * Where the difference between the sides goes, per request, for each event
+ * counted: by part of the process (the metrics' own code, and what it makes
+ * V8, Node and libc do), then the 20 functions that differ most.
+ */
+function printByFunction(on: Map<string, FunctionCosts>, off: Map<string, FunctionCosts>, requests: number): void {
+  const events = FUNCTION_EVENTS.filter((event) => on.has(event));
+  const names = new Set(events.flatMap((event) => [...on.get(event)!.keys(), ...(off.get(event)?.keys() ?? [])]));
+  const differenceOf = (event: string, name: string) => ((on.get(event)!.get(name) ?? 0) - (off.get(event)?.get(name) ?? 0)) / requests;
+  const rows = [...names].map((name) => ({ name, differences: events.map((event) => differenceOf(event, name)) }));
+  const columns = (values: number[]) => values.map((value) => value.toFixed(value > -10 && value < 10 ? 1 : 0).padStart(7)).join(" ");
+  const header = events.map((event) => event.padStart(7)).join(" ");
+  const parts = new Map<string, number[]>();
+  for (const row of rows) {
+    const part = partOf(row.name);
+    const sums = parts.get(part) ?? events.map(() => 0);
+    row.differences.forEach((value, index) => (sums[index]! += value));
+    parts.set(part, sums);
+  }
+  console.log(`  on - off per request, by part of the process:\n  ${header}`);
+  for (const [part, sums] of [...parts].sort((a, b) => b[1][0]! - a[1][0]!)) console.log(`  ${columns(sums)}  ${part}`);
+  console.log(`  the 20 functions that differ most in instructions:\n  ${header}`);
+  const largest = rows.sort((a, b) => Math.abs(b.differences[0]!) - Math.abs(a.differences[0]!)).slice(0, 20);
+  for (const row of largest) console.log(`  ${columns(row.differences)}  ${row.name.slice(0, 120)}`);
 }
 
 /** The events a callgrind output file counts (its `events:` line) with their totals. */
@@ -378,7 +423,10 @@ function compilerInstructions(file: string): number {
 async function instructionsPerRequest(workload: Workload, side: Side, requests: number, warmup: number): Promise<InstructionCount> {
   const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-callgrind-"));
   const simulate = args.has("cache-sim") ? ["--cache-sim=yes", "--branch-sim=yes"] : [];
-  const server = await startServer(workload, side, ["valgrind", "--tool=callgrind", ...simulate, "--instr-atstart=no", `--callgrind-out-file=${join(dir, "out")}`]);
+  const byFunction = args.has("by-function");
+  // V8 writes where it put each compiled function to /tmp/perf-<pid>.map, and its log (unused) into `dir`.
+  const nodeFlags = byFunction ? ["--perf-basic-prof", "--no-logfile-per-isolate", `--logfile=${join(dir, "v8.log")}`] : [];
+  const server = await startServer(workload, side, ["valgrind", "--tool=callgrind", ...simulate, "--instr-atstart=no", `--callgrind-out-file=${join(dir, "out")}`], nodeFlags);
   const pid = String(server.child.pid);
   const connections = workload === "tiny" ? 2 : 4;
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
@@ -393,18 +441,25 @@ async function instructionsPerRequest(workload: Workload, side: Side, requests: 
     if (result.errors > 0) throw new Error(`${workload}:${side}: ${result.errors} requests failed`);
     let compiling = 0;
     const events: Record<string, number> = {};
-    for (const file of readdirSync(dir)) {
+    const functions = new Map<string, FunctionCosts>();
+    for (const file of readdirSync(dir).filter((name) => name.startsWith("out"))) {
       const path = join(dir, file);
       const totals = callgrindTotals(readFileSync(path, "utf8"));
       if (!totals.Ir) continue;
       for (const [name, value] of Object.entries(totals)) events[name] = (events[name] ?? 0) + value / requests;
       compiling += compilerInstructions(path);
+      if (!byFunction) continue;
+      for (const event of FUNCTION_EVENTS.filter((name) => name in totals)) {
+        if (!functions.has(event)) functions.set(event, new Map());
+        addFunctionCosts(functions.get(event)!, path, perfMap(server), event);
+      }
     }
-    return { total: events.Ir ?? 0, compiling: compiling / requests, events };
+    return { total: events.Ir ?? 0, compiling: compiling / requests, events, ...(byFunction ? { functions } : {}) };
   } finally {
     agent.destroy();
     server.child.kill("SIGKILL");
     rmSync(dir, { recursive: true, force: true });
+    if (byFunction) rmSync(perfMap(server), { force: true });
   }
 }
 
@@ -423,7 +478,8 @@ async function countInstructions(workloads: Workload[], requests: number, warmup
       workload,
       requests,
       warmup,
-      instructionsPerRequest: { on, off },
+      // Per-function costs are printed above, not repeated here.
+      instructionsPerRequest: { on: { ...on, functions: undefined }, off: { ...off, functions: undefined } },
       costPercent: 100 * (on.total / off.total - 1),
       steadyCostPercent: 100 * (steady.on / steady.off - 1),
     });
@@ -437,6 +493,7 @@ async function countInstructions(workloads: Workload[], requests: number, warmup
       const [a, b] = [on.events[name]!, off.events[name]!];
       console.log(`  ${name.padEnd(5)} ${a.toFixed(1)} on, ${b.toFixed(1)} off per request: ${(a - b).toFixed(1)} (${(100 * (a / b - 1)).toFixed(1)}%)`);
     }
+    if (on.functions && off.functions) printByFunction(on.functions, off.functions, requests);
   }
   console.log(JSON.stringify({ node: process.version, report }, null, 2));
 }
