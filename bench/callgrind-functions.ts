@@ -62,7 +62,10 @@ export function addFunctionCosts(costs: FunctionCosts, outFile: string, perfMap:
 
 /** Which part of the process a function belongs to, by its source (for a summary by part). */
 export function partOf(name: string): string {
+  // Dependencies first: a checkout's own path may contain `apps/` or `packages/`.
   const parts: [RegExp, string][] = [
+    [/node_modules\/\.pnpm\/fastify@/, "Fastify"],
+    [/node_modules\//, "other dependencies"],
     [/apps\/gateway\/src\/observability\.ts/, "gateway: request hooks (observability.ts)"],
     [/apps\/gateway\/src\/job-runner\.ts/, "gateway: job runner (job-runner.ts)"],
     [/packages\/metrics\/src\/(generation-timer|gateway-metrics)\.ts/, "metrics: request and job recording (gateway-metrics.ts, generation-timer.ts)"],
@@ -70,8 +73,6 @@ export function partOf(name: string): string {
     [/packages\/metrics\/src\//, "metrics: other"],
     [/packages\/queue\/src\/in-process\.ts/, "queue: in-process transport (in-process.ts)"],
     [/(apps|packages|bench)\//, "other Switchboard code"],
-    [/node_modules\/\.pnpm\/fastify@/, "Fastify"],
-    [/node_modules\//, "other dependencies"],
     [/ node:|^node:/, "Node.js JavaScript (http, streams, events, timers)"],
     [/libc\.so|deps\/uv\//, "libc and libuv (clock reads, allocation)"],
     [/Builtins_|v8::|\[\/usr\/bin\/node\]/, "V8 and Node.js native code"],
