@@ -11,14 +11,14 @@ import { readFileSync } from "node:fs";
 /** Per function, the count of one callgrind event (`Ir`, `I1mr`, ...). */
 export type FunctionCosts = Map<string, number>;
 
-interface CodeRange {
+export interface CodeRange {
   start: number;
   end: number;
   name: string;
 }
 
 /** The code ranges of a perf map, sorted by start; later entries replace earlier ones at the same start. */
-function readPerfMap(path: string): CodeRange[] {
+export function readPerfMap(path: string): CodeRange[] {
   const byStart = new Map<number, CodeRange>();
   for (const line of readFileSync(path, "utf8").split("\n")) {
     const [start, size, ...name] = line.split(" ");
@@ -43,9 +43,12 @@ function rangeAt(ranges: CodeRange[], address: number): CodeRange | undefined {
   return found !== undefined && address < found.end ? found : undefined;
 }
 
-/** Adds the self cost of each function in one callgrind output file to `costs`. */
-export function addFunctionCosts(costs: FunctionCosts, outFile: string, perfMap: string, event: string): void {
-  const ranges = readPerfMap(perfMap);
+/**
+ * Adds the self cost of each function in one callgrind output file to
+ * `costs`; compiled JavaScript is named from `code` (a perf map's ranges),
+ * else by its address.
+ */
+export function addFunctionCosts(costs: FunctionCosts, outFile: string, event: string, code: CodeRange[] = []): void {
   const annotated = execFileSync("callgrind_annotate", ["--inclusive=no", "--threshold=100", `--show=${event}`, `--sort=${event}`, outFile], {
     encoding: "utf8",
     maxBuffer: 256 * 1024 * 1024,
@@ -55,7 +58,7 @@ export function addFunctionCosts(costs: FunctionCosts, outFile: string, perfMap:
     if (!match || match[2]!.includes("PROGRAM TOTALS")) continue;
     let name = match[2]!;
     const address = /^\?\?\?:0x([0-9a-f]+)/.exec(name);
-    if (address) name = rangeAt(ranges, Number.parseInt(address[1]!, 16))?.name ?? "unknown JIT code";
+    if (address) name = rangeAt(code, Number.parseInt(address[1]!, 16))?.name ?? name;
     costs.set(name, (costs.get(name) ?? 0) + Number(match[1]!.replaceAll(",", "")));
   }
 }

@@ -79,7 +79,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseConfig } from "../packages/catalog/src/index.js";
 import type { Backend, Job, JobContext, JobEvent, ModelState } from "../packages/protocol/src/index.js";
-import { addFunctionCosts, partOf, type FunctionCosts } from "./callgrind-functions.js";
+import { addFunctionCosts, partOf, readPerfMap, type FunctionCosts } from "./callgrind-functions.js";
 
 type Side = "on" | "off";
 /** What a server child serves: one side, or (`--one-process`) both on two ports. */
@@ -405,14 +405,10 @@ function callgrindTotals(text: string): Record<string, number> {
   return Object.fromEntries(names.map((name, index) => [name, values[index] ?? 0]));
 }
 
-/** Instructions a callgrind output file counts in V8's optimizing compilers' own functions. */
-function compilerInstructions(file: string): number {
-  const annotated = execFileSync("callgrind_annotate", ["--threshold=100", file], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+/** Instructions counted in V8's optimizing compilers' own functions, of a profile's instructions by function. */
+function compilerInstructions(instructions: FunctionCosts): number {
   let compiling = 0;
-  for (const line of annotated.split("\n")) {
-    const match = /^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*)$/.exec(line);
-    if (match && /v8::internal::(compiler::|maglev::|Compiler::|turboshaft::)/.test(match[2]!)) compiling += Number(match[1]!.replaceAll(",", ""));
-  }
+  for (const [name, count] of instructions) if (/v8::internal::(compiler::|maglev::|Compiler::|turboshaft::)/.test(name)) compiling += count;
   return compiling;
 }
 
@@ -439,22 +435,22 @@ async function instructionsPerRequest(workload: Workload, side: Side, requests: 
     execFileSync("callgrind_control", ["--instr=off", pid], { stdio: "ignore" });
     execFileSync("callgrind_control", ["--dump", pid], { stdio: "ignore" });
     if (result.errors > 0) throw new Error(`${workload}:${side}: ${result.errors} requests failed`);
-    let compiling = 0;
     const events: Record<string, number> = {};
-    const functions = new Map<string, FunctionCosts>();
+    // Per event, each function's count; instructions always (they give the compilers' share).
+    const functions = new Map<string, FunctionCosts>([["Ir", new Map()]]);
+    const code = byFunction ? readPerfMap(perfMap(server)) : [];
     for (const file of readdirSync(dir).filter((name) => name.startsWith("out"))) {
       const path = join(dir, file);
       const totals = callgrindTotals(readFileSync(path, "utf8"));
       if (!totals.Ir) continue;
       for (const [name, value] of Object.entries(totals)) events[name] = (events[name] ?? 0) + value / requests;
-      compiling += compilerInstructions(path);
-      if (!byFunction) continue;
-      for (const event of FUNCTION_EVENTS.filter((name) => name in totals)) {
+      for (const event of byFunction ? FUNCTION_EVENTS.filter((name) => name in totals) : ["Ir"]) {
         if (!functions.has(event)) functions.set(event, new Map());
-        addFunctionCosts(functions.get(event)!, path, perfMap(server), event);
+        addFunctionCosts(functions.get(event)!, path, event, code);
       }
     }
-    return { total: events.Ir ?? 0, compiling: compiling / requests, events, ...(byFunction ? { functions } : {}) };
+    const compiling = compilerInstructions(functions.get("Ir")!) / requests;
+    return { total: events.Ir ?? 0, compiling, events, ...(byFunction ? { functions } : {}) };
   } finally {
     agent.destroy();
     server.child.kill("SIGKILL");
